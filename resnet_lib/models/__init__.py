@@ -1,0 +1,25 @@
+"""Models: the CIFAR nets of He et al. (2016) and the small nets of chapters 2 and 4."""
+
+from resnet_lib.models.cifar import (
+    SHORTCUT_OPTIONS,
+    BasicBlock,
+    CifarNet,
+    ZeroPadShortcut,
+    blocks_per_stage,
+    cifar_net,
+    cifar_resnet,
+    count_parameters,
+    plain_cifar_net,
+)
+
+__all__ = [
+    "SHORTCUT_OPTIONS",
+    "BasicBlock",
+    "CifarNet",
+    "ZeroPadShortcut",
+    "blocks_per_stage",
+    "cifar_net",
+    "cifar_resnet",
+    "count_parameters",
+    "plain_cifar_net",
+]

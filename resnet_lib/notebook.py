@@ -1,0 +1,56 @@
+"""What every chapter's first cell calls: seeds, plot style, and a profile banner."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+
+import numpy as np
+import torch
+
+from resnet_lib.plotting import use_book_style
+from resnet_lib.profiles import Profile, get_profile, set_profile
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup(seed: int = 0, profile: str | None = None, banner: bool = True) -> Profile:
+    """Seed everything, apply the book's plot style, and say which profile runs.
+
+    ``profile`` overrides ``$RESNET_BOOK_PROFILE`` for this kernel.
+    """
+    if profile is not None:
+        set_profile(profile)
+    seed_everything(seed)
+    use_book_style()
+    active = get_profile()
+    if banner:
+        where = "Colab" if "google.colab" in sys.modules else "local"
+        print(
+            f"The ResNet Book | profile '{active.name}': {active.description} | "
+            f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+            f"{'GPU' if torch.cuda.is_available() else 'no GPU'} | {where} | "
+            f"change with {'RESNET_BOOK_PROFILE'}=ci|default|full"
+        )
+    return active
+
+
+def glue(name: str, value, display: bool = False):
+    """Glue ``value`` for the book's prose (myst-nb); a no-op where myst-nb is missing."""
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:  # e.g. Colab without the book tool-chain
+        return value
+    _glue(name, value, display=display)
+    return value
+
+
+def in_ci() -> bool:
+    """True when running under continuous integration (``CI`` set)."""
+    return bool(os.environ.get("CI"))

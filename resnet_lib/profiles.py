@@ -1,0 +1,175 @@
+"""Run profiles: the one place that says how big every experiment is.
+
+Choose a profile with the environment variable ``RESNET_BOOK_PROFILE`` (``ci``,
+``default`` or ``full``) or from Python with :func:`set_profile`. Chapters ask for
+``get_profile().degradation`` and never hard-code sizes.
+
+* ``ci``: the whole book on 2 CPU cores in minutes; small images, few epochs.
+* ``default``: a reader's laptop; the same experiments at a budget where the
+  paper's orderings show more fully (tens of minutes on a CPU).
+* ``full``: the paper's CIFAR-10 recipe (45k/5k split, 64k iterations), for a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+from resnet_lib.recipe import Recipe
+
+PROFILE_ENV = "RESNET_BOOK_PROFILE"
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which images, how many, and at which resolution.
+
+    ``dataset`` is ``"auto"`` (CIFAR-10 when it can be had, else the stand-in),
+    ``"cifar10"`` or ``"standin"``. ``n_train``/``n_test`` of ``None`` mean all.
+    ``n_val`` images are held out of the training set (the paper's 45k/5k split).
+    """
+
+    dataset: str = "auto"
+    n_train: int | None = None
+    n_test: int | None = None
+    n_val: int = 0
+    image_size: int = 32
+
+
+@dataclass(frozen=True)
+class TrainingExperiment:
+    """A set of CIFAR-style networks trained with one recipe on one data spec."""
+
+    data: DataSpec
+    recipe: Recipe
+    width: int = 16
+    depths: tuple[int, ...] = (20, 56)
+    seeds: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True)
+class FeatureExperiment:
+    """Chapter 1: one trained ConvNet, and linear probes on its frozen features."""
+
+    data: DataSpec
+    recipe: Recipe
+    width: int = 16
+    depth: int = 20
+    probe_epochs: int = 30
+    seeds: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True)
+class GradientFlowExperiment:
+    """Chapter 2: per-layer gradient norms of deep nets, and an exploding run."""
+
+    depth: int = 20
+    width: int = 64
+    batch_size: int = 128
+    n_train: int = 2048
+    train_steps: int = 50
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class ShatteringExperiment:
+    """Chapter 4: Balduzzi et al. (2017), scalar-to-scalar nets at initialization."""
+
+    units: int = 200
+    n_inputs: int = 256
+    depths: tuple[int, ...] = (1, 2, 4, 8, 12, 16, 24, 32, 50)
+    seeds: tuple[int, ...] = tuple(range(10))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything size-related, one field per experiment."""
+
+    name: str
+    description: str
+    features: FeatureExperiment
+    gradient_flow: GradientFlowExperiment
+    degradation: TrainingExperiment
+    shattering: ShatteringExperiment = field(default_factory=ShatteringExperiment)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_CI_DATA = DataSpec(dataset="auto", n_train=5000, n_test=1000, image_size=16)
+
+PROFILES: dict[str, Profile] = {
+    "ci": Profile(
+        name="ci",
+        description="continuous integration: the whole book on 2 CPU cores in minutes",
+        features=FeatureExperiment(data=_CI_DATA, recipe=Recipe(epochs=5, warmup_steps=40), probe_epochs=30),
+        gradient_flow=GradientFlowExperiment(),
+        degradation=TrainingExperiment(data=_CI_DATA, recipe=Recipe(epochs=5, warmup_steps=40), seeds=(0,)),
+        shattering=ShatteringExperiment(seeds=tuple(range(5))),
+    ),
+    "default": Profile(
+        name="default",
+        description="a reader's laptop: tens of minutes on a CPU, the paper's orderings at a small budget",
+        features=FeatureExperiment(
+            data=DataSpec(n_train=10000, n_test=2000, image_size=16), recipe=Recipe(epochs=10, warmup_steps=160)
+        ),
+        gradient_flow=GradientFlowExperiment(train_steps=100),
+        degradation=TrainingExperiment(
+            data=DataSpec(n_train=10000, n_test=2000, image_size=16),
+            recipe=Recipe(epochs=10, warmup_steps=160),
+            seeds=(0, 1),
+        ),
+    ),
+    "full": Profile(
+        name="full",
+        description="the paper's CIFAR-10 recipe (45k/5k split, 64k iterations): for a GPU",
+        features=FeatureExperiment(data=DataSpec(dataset="cifar10", n_val=5000), recipe=Recipe(epochs=30)),
+        gradient_flow=GradientFlowExperiment(train_steps=200),
+        degradation=TrainingExperiment(
+            data=DataSpec(dataset="cifar10", n_val=5000),
+            recipe=Recipe(epochs=182, max_steps=64000),
+            depths=(20, 32, 44, 56, 110),
+            seeds=(0, 1, 2),
+        ),
+    ),
+}
+
+_override: str | None = None
+
+
+def _check_name(name: str) -> str:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
+    return name
+
+
+def set_profile(name: str | None) -> Profile:
+    """Choose the profile for this process (``None`` returns to the environment's)."""
+    global _override
+    _override = None if name is None else _check_name(name)
+    return get_profile()
+
+
+def profile_name() -> str:
+    """The active profile's name: the Python override, else ``$RESNET_BOOK_PROFILE``, else ``default``."""
+    return _check_name(_override or os.environ.get(PROFILE_ENV) or "default")
+
+
+def get_profile() -> Profile:
+    """The active :class:`Profile`."""
+    return PROFILES[profile_name()]
+
+
+__all__ = [
+    "PROFILES",
+    "PROFILE_ENV",
+    "DataSpec",
+    "FeatureExperiment",
+    "GradientFlowExperiment",
+    "Profile",
+    "ShatteringExperiment",
+    "TrainingExperiment",
+    "get_profile",
+    "profile_name",
+    "set_profile",
+]

@@ -1,0 +1,54 @@
+"""The training recipe: plain data, no behaviour, so every module may import it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a CIFAR network is trained. Defaults are He et al. (2016), section 4.2.
+
+    The learning rate is multiplied by ``lr_gamma`` at each fraction of the total
+    number of steps in ``lr_milestones`` (the paper: 32k and 48k of 64k steps, i.e.
+    0.5 and 0.75). ``warmup_steps`` steps come first: a linear ramp from 0 to ``lr``,
+    or a constant ``warmup_lr`` when that is set (the paper's ResNet-110 warm-up).
+    ``max_steps`` stops training part-way through an epoch (the paper counts
+    iterations, not epochs).
+    """
+
+    epochs: int = 182
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_milestones: tuple[float, ...] = (0.5, 0.75)
+    lr_gamma: float = 0.1
+    warmup_steps: int = 0
+    warmup_lr: float | None = None
+    max_steps: int | None = None
+    augment: bool = True
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"Recipe needs epochs >= 1 and batch_size >= 1, got {self.epochs} and {self.batch_size}")
+        if any(not 0.0 < m < 1.0 for m in self.lr_milestones):
+            raise ValueError(f"lr_milestones are fractions of training in (0, 1), got {self.lr_milestones}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Number of optimizer steps this recipe takes with ``steps_per_epoch``."""
+        total = self.epochs * steps_per_epoch
+        return min(total, self.max_steps) if self.max_steps else total
+
+    def lr_at(self, step: int, total_steps: int) -> float:
+        """Learning rate for optimizer step ``step`` (0-based) of ``total_steps``."""
+        if step < self.warmup_steps:
+            if self.warmup_lr is not None:
+                return self.warmup_lr
+            return self.lr * (step + 1) / self.warmup_steps
+        drops = sum(step >= round(m * total_steps) for m in self.lr_milestones)
+        return self.lr * self.lr_gamma**drops

@@ -1,0 +1,169 @@
+"""One training engine: the paper's recipe, batched tensor data, progress, divergence, checkpoints."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from resnet_lib.data import ImageDataset, iterate_batches
+from resnet_lib.recipe import Recipe
+
+
+@dataclass
+class History:
+    """What a run did, epoch by epoch, as plain numbers (JSON-ready).
+
+    ``epochs`` holds one dict per epoch: ``epoch``, ``step``, ``lr``, ``train_loss``,
+    ``train_error`` (running average over the epoch's augmented mini-batches, as in
+    He et al.'s curves), ``test_loss``, ``test_error`` and ``seconds``. A run whose loss
+    became NaN or infinite stops with ``diverged=True`` and the step it happened at.
+    """
+
+    epochs: list[dict] = field(default_factory=list)
+    step_losses: list[float] = field(default_factory=list)
+    diverged: bool = False
+    diverged_at_step: int | None = None
+
+    @property
+    def final(self) -> dict:
+        """The last epoch's record (empty before the first epoch ends)."""
+        return self.epochs[-1] if self.epochs else {}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> History:
+        return cls(**d)
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _to_device(x: Tensor, device: torch.device, channels_last: bool) -> Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1000, channels_last: bool = True
+) -> tuple[float, float]:
+    """Mean cross-entropy loss and error rate (a fraction) of ``model`` in eval mode."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    loss_sum, wrong = 0.0, 0
+    for i in range(0, len(y), batch_size):
+        xb, yb = _to_device(x[i : i + batch_size], device, channels_last), y[i : i + batch_size].to(device)
+        logits = model(xb)
+        loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
+        wrong += (logits.argmax(1) != yb).sum().item()
+    model.train(was_training)
+    return loss_sum / len(y), wrong / len(y)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def fit(
+    model: nn.Module,
+    data: ImageDataset,
+    recipe: Recipe | None = None,
+    seed: int = 0,
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+    desc: str = "training",
+    device: torch.device | str | None = None,
+    stop_after_epochs: int | None = None,
+) -> History:
+    """Train ``model`` on ``data.train_*`` with ``recipe``; evaluate on ``data.test_*`` each epoch.
+
+    Mini-batch order and augmentation for epoch ``e`` come from a generator seeded with
+    ``(seed, e)``, so a run resumed from ``checkpoint`` (saved atomically after every
+    epoch) ends with the same history as one that never stopped. A NaN or infinite loss
+    stops training and is reported in the returned :class:`History`, never raised.
+    ``stop_after_epochs`` ends this call early (the checkpoint stays), as an interruption would.
+    """
+    recipe = recipe or Recipe()
+    device = torch.device(device) if device is not None else default_device()
+    model.to(device)
+    if recipe.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+    )
+    n = len(data.train_y)
+    steps_per_epoch = math.ceil(n / recipe.batch_size)
+    total_steps = recipe.total_steps(steps_per_epoch)
+    history, step, start_epoch = History(), 0, 0
+    ckpt_path = Path(checkpoint) if checkpoint is not None else None
+    if ckpt_path is not None and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, step, start_epoch = History.from_dict(state["history"]), state["step"], state["epoch"]
+    train_x, train_y = data.train_x.to(device), data.train_y.to(device)
+    bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not progress, leave=False, unit="step")
+    model.train()
+    for epoch in range(start_epoch, recipe.epochs):
+        if step >= total_steps or history.diverged:
+            break
+        gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
+        started, loss_sum, wrong, seen = time.perf_counter(), 0.0, 0, 0
+        for xb, yb in iterate_batches(train_x, train_y, recipe.batch_size, gen, augment=recipe.augment):
+            if step >= total_steps:
+                break
+            lr = recipe.lr_at(step, total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            logits = model(_to_device(xb, device, recipe.channels_last))
+            loss = F.cross_entropy(logits, yb)
+            loss_value = loss.item()
+            history.step_losses.append(loss_value)
+            if not math.isfinite(loss_value):
+                history.diverged, history.diverged_at_step = True, step
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            loss_sum += loss_value * len(yb)
+            wrong += (logits.argmax(1) != yb).sum().item()
+            seen += len(yb)
+            bar.update(1)
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.3g}")
+        test_loss, test_error = evaluate(model, data.test_x, data.test_y, channels_last=recipe.channels_last)
+        history.epochs.append(
+            {
+                "epoch": epoch + 1,
+                "step": step,
+                "lr": lr,
+                "train_loss": loss_sum / seen if seen else float("nan"),
+                "train_error": wrong / seen if seen else float("nan"),
+                "test_loss": test_loss,
+                "test_error": test_error,
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        if ckpt_path is not None and not history.diverged:
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+            _atomic_save({**state, "history": history.to_dict(), "step": step, "epoch": epoch + 1}, ckpt_path)
+        if stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs:
+            break
+    bar.close()
+    return history
