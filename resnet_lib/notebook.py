@@ -54,3 +54,31 @@ def glue(name: str, value, display: bool = False):
 def in_ci() -> bool:
     """True when running under continuous integration (``CI`` set)."""
     return bool(os.environ.get("CI"))
+
+
+def environment_table(profile: Profile | None = None) -> list[tuple[str, str]]:
+    """Rows describing where and how this kernel runs the book: profile, data, software, hardware."""
+    import platform
+    import time
+
+    from resnet_lib.runs import experiment_data
+
+    profile = profile or get_profile()
+    data = experiment_data(profile.degradation.data)
+    return [
+        ("profile", f"{profile.name}: {profile.description}"),
+        (
+            "dataset (chapters 1, 2, 3, 5)",
+            f"{data.label}, {len(data.train_y):,} training and "
+            f"{len(data.test_y):,} test images of {data.image_size}x{data.image_size} pixels",
+        ),
+        ("dataset (chapter 4)", "256 evenly spaced scalar inputs on [-2, 2]"),
+        ("executed", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())),
+        ("python / torch", f"{platform.python_version()} / {torch.__version__}"),
+        (
+            "hardware",
+            f"{torch.cuda.get_device_name()} GPU"
+            if torch.cuda.is_available()
+            else f"CPU, {torch.get_num_threads()} threads ({platform.machine()})",
+        ),
+    ]
