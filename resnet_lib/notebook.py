@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from resnet_lib.plotting import use_book_style
-from resnet_lib.profiles import Profile, get_profile, set_profile
+from resnet_lib.profiles import PROFILES, Profile, get_profile, set_profile
 
 
 def seed_everything(seed: int) -> None:
@@ -31,12 +31,14 @@ def setup(seed: int = 0, profile: str | None = None, banner: bool = True) -> Pro
     use_book_style()
     active = get_profile()
     if banner:
-        where = "Colab" if "google.colab" in sys.modules else "local"
+        where = "Colab, " if "google.colab" in sys.modules else ""
+        hardware = (
+            torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
+        )
         print(
-            f"The ResNet Book | profile '{active.name}': {active.description} | "
-            f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
-            f"{'GPU' if torch.cuda.is_available() else 'no GPU'} | {where} | "
-            f"change with {'RESNET_BOOK_PROFILE'}=ci|default|full"
+            f"The ResNet Book, profile '{active.name}': {active.description}.\n"
+            f"torch {torch.__version__.split('+')[0]} on {where}{hardware}. "
+            f"Other profiles: RESNET_BOOK_PROFILE={'|'.join(PROFILES)}."
         )
     return active
 

@@ -1,0 +1,60 @@
+"""The built book in a real browser (Debian's Chromium, headless, offline).
+
+Needs ``_build/html`` (``make book``). ``make test`` builds it first and sets
+``RESNET_BOOK_REQUIRE_BUILD=1``, so there a missing build fails instead of skipping.
+Screenshots of every page land in ``_build/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.browser_check import ROOT, check_pages, chromium_path, toc_pages
+
+HTML = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def built_book() -> Path:
+    required = os.environ.get("RESNET_BOOK_REQUIRE_BUILD") == "1"
+    if not (HTML / "index.html").exists():
+        if required:
+            pytest.fail("_build/html is missing: run `make book` first")
+        pytest.skip("_build/html is missing: run `make book` first")
+    if chromium_path() is None:
+        if required:
+            pytest.fail("Chromium is missing: run `make browser-deps`")
+        pytest.skip("Chromium is missing: run `make browser-deps`")
+    return HTML
+
+
+@pytest.fixture(scope="module")
+def reports(built_book):
+    return {r.name: r for r in check_pages(built_book, SCREENSHOTS)}
+
+
+@pytest.mark.parametrize("docname", [name for name, _ in toc_pages()])
+def test_page_reads_well(reports, docname):
+    report = reports[docname]
+    assert not report.problems, f"{docname}: " + "; ".join(report.problems)
+    assert report.screenshot is not None and report.screenshot.stat().st_size > 10_000
+
+
+def test_the_check_fails_when_a_chapter_loses_its_figures(built_book, tmp_path):
+    """Proved on a temporary copy: strip the images out of one chapter page."""
+    copy = tmp_path / "html"
+    shutil.copytree(built_book, copy)
+    chapter = next(name for name, is_chapter in toc_pages() if is_chapter)
+    page = copy / f"{chapter}.html"
+    page.write_text(re.sub(r"<img [^>]*>", "", page.read_text()))
+    broken = {r.name: r for r in check_pages(copy)}
+    assert "no rendered figure" in broken[chapter].problems
+    others = [r for name, r in broken.items() if name != chapter]
+    assert all("no rendered figure" not in r.problems for r in others)
