@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -73,6 +74,51 @@ def evaluate(
     return loss_sum / len(y), wrong / len(y)
 
 
+# ----------------------------------------------------------------- data parallel (fit(distributed=True))
+
+
+def _data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+
+def _broadcast_checkpoint(path: Path | None, rank: int, device: torch.device) -> dict | None:
+    """Rank 0 reads the checkpoint (if any) and every rank receives it: no shared disk is needed."""
+    box = [None]
+    if rank == 0 and path is not None and path.exists():
+        box[0] = torch.load(path, map_location="cpu", weights_only=False)
+    dist.broadcast_object_list(box, src=0, device=device if device.type == "cuda" else None)
+    return box[0]
+
+
+def _global_step_metrics(loss: Tensor, logits: Tensor, y: Tensor) -> tuple[float, int, int]:
+    """Mean loss, number of images and number of errors of the global batch (summed over ranks)."""
+    with torch.no_grad():
+        n = torch.tensor(float(len(y)), device=loss.device)
+        sums = torch.stack([loss.detach().double() * n, n.double(), (logits.argmax(1) != y).sum().double()])
+        dist.all_reduce(sums)
+    loss_sum, n_total, n_wrong = sums.tolist()
+    return loss_sum / n_total, int(n_total), int(n_wrong)
+
+
+@torch.no_grad()
+def _evaluate_distributed(model: nn.Module, x: Tensor, y: Tensor, channels_last: bool) -> tuple[float, float]:
+    """:func:`evaluate` with the test set shared out over ranks, all using rank 0's BatchNorm statistics."""
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
+    xs, ys = x[rank::world_size], y[rank::world_size]
+    device = next(model.parameters()).device
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    if len(ys):
+        loss, error = evaluate(model, xs, ys, channels_last=channels_last)
+        sums += torch.tensor([loss * len(ys), error * len(ys), len(ys)], dtype=torch.float64, device=device)
+    dist.all_reduce(sums)
+    loss_sum, wrong, n = sums.tolist()
+    return loss_sum / n, wrong / n
+
+
 def _atomic_save(obj, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(obj, tmp)
@@ -89,6 +135,7 @@ def fit(
     desc: str = "training",
     device: torch.device | str | None = None,
     stop_after_epochs: int | None = None,
+    distributed: bool = False,
 ) -> History:
     """Train ``model`` on ``data.train_*`` with ``recipe``; evaluate on ``data.test_*`` each epoch.
 
@@ -97,9 +144,18 @@ def fit(
     epoch) ends with the same history as one that never stopped. A NaN or infinite loss
     stops training and is reported in the returned :class:`History`, never raised.
     ``stop_after_epochs`` ends this call early (the checkpoint stays), as an interruption would.
+
+    ``distributed=True`` trains data-parallel in the ``torch.distributed`` process group that
+    :func:`resnet_lib.distributed.init_distributed` joined: every rank draws the same global batch
+    of ``recipe.batch_size`` images and trains on its share ``batch[rank::world_size]`` under
+    ``DistributedDataParallel``; losses and error counts are summed over ranks, so the history
+    means what a single-process one means. Only rank 0 shows progress and writes the checkpoint.
     """
     recipe = recipe or Recipe()
     device = torch.device(device) if device is not None else default_device()
+    rank, world_size = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    if distributed and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     model.to(device)
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -111,13 +167,20 @@ def fit(
     total_steps = recipe.total_steps(steps_per_epoch)
     history, step, start_epoch = History(), 0, 0
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    if ckpt_path is not None and ckpt_path.exists():
+    if distributed:
+        state = _broadcast_checkpoint(ckpt_path, rank, device)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            history, step, start_epoch = History.from_dict(state["history"]), state["step"], state["epoch"]
+    elif ckpt_path is not None and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, step, start_epoch = History.from_dict(state["history"]), state["step"], state["epoch"]
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
-    bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not progress, leave=False, unit="step")
+    net = _data_parallel(model, device) if distributed else model
+    bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not progress or rank != 0, leave=False, unit="step")
     model.train()
     for epoch in range(start_epoch, recipe.epochs):
         if step >= total_steps or history.diverged:
@@ -127,12 +190,19 @@ def fit(
         for xb, yb in iterate_batches(train_x, train_y, recipe.batch_size, gen, augment=recipe.augment):
             if step >= total_steps:
                 break
+            if distributed:
+                if len(yb) < world_size:  # too few images to give every rank one: every rank skips it alike
+                    continue
+                xb, yb = xb[rank::world_size], yb[rank::world_size]
             lr = recipe.lr_at(step, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            logits = model(_to_device(xb, device, recipe.channels_last))
+            logits = net(_to_device(xb, device, recipe.channels_last))
             loss = F.cross_entropy(logits, yb)
-            loss_value = loss.item()
+            if distributed:
+                loss_value, n_batch, n_wrong = _global_step_metrics(loss, logits, yb)
+            else:
+                loss_value = loss.item()
             history.step_losses.append(loss_value)
             if not math.isfinite(loss_value):
                 history.diverged, history.diverged_at_step = True, step
@@ -141,13 +211,19 @@ def fit(
             loss.backward()
             optimizer.step()
             step += 1
-            loss_sum += loss_value * len(yb)
-            wrong += (logits.argmax(1) != yb).sum().item()
-            seen += len(yb)
+            if distributed:
+                loss_sum, wrong, seen = loss_sum + loss_value * n_batch, wrong + n_wrong, seen + n_batch
+            else:
+                loss_sum += loss_value * len(yb)
+                wrong += (logits.argmax(1) != yb).sum().item()
+                seen += len(yb)
             bar.update(1)
             if step % 10 == 0:
                 bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.3g}")
-        test_loss, test_error = evaluate(model, data.test_x, data.test_y, channels_last=recipe.channels_last)
+        if distributed:
+            test_loss, test_error = _evaluate_distributed(model, data.test_x, data.test_y, recipe.channels_last)
+        else:
+            test_loss, test_error = evaluate(model, data.test_x, data.test_y, channels_last=recipe.channels_last)
         history.epochs.append(
             {
                 "epoch": epoch + 1,
@@ -160,7 +236,7 @@ def fit(
                 "seconds": time.perf_counter() - started,
             }
         )
-        if ckpt_path is not None and not history.diverged:
+        if ckpt_path is not None and not history.diverged and rank == 0:
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
             _atomic_save({**state, "history": history.to_dict(), "step": step, "epoch": epoch + 1}, ckpt_path)
         if stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs:

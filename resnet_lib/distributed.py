@@ -1,0 +1,129 @@
+"""Data-parallel training with PyTorch's own engine: ``torchrun`` and DistributedDataParallel.
+
+Launch any script (or ``python -m resnet_lib.reproduce``) with ``torchrun``; it starts one
+process per GPU (or per CPU worker) and sets ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``.
+:func:`init_distributed` reads them and joins the process group: NCCL when the processes
+train on GPUs, gloo on the CPU. Without ``torchrun`` it returns a one-process :class:`World`
+and starts nothing, so the same code runs both ways::
+
+    torchrun --standalone --nproc-per-node 4 -m resnet_lib.reproduce --profile full
+    torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
+        -m resnet_lib.reproduce --profile full        # the same command on both machines
+
+``fit(..., distributed=True)`` then splits every global batch of 128 images across the ranks
+(see :func:`resnet_lib.training.fit`); rank 0 writes the results.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class World:
+    """Where this process stands: its rank among ``world_size`` processes, its device and backend."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    backend: str | None  # None: a single process, no process group
+
+    @property
+    def distributed(self) -> bool:
+        """True when a process group of more than one process is running."""
+        return self.backend is not None and self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0, the process that prints and writes files."""
+        return self.rank == 0
+
+    def describe(self) -> dict:
+        """What a results record says about how the run was spread out."""
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        return {"world_size": self.world_size, "backend": self.backend or "none", "device": name}
+
+
+def launched_by_torchrun() -> bool:
+    """True when ``torchrun`` (or another launcher) set ``WORLD_SIZE`` for this process."""
+    return "WORLD_SIZE" in os.environ and "RANK" in os.environ
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    try:
+        return default if value is None else int(value)
+    except ValueError:
+        raise ValueError(f"${name} must be an integer, got {value!r}") from None
+
+
+def resolve_device(device: str, local_rank: int = 0) -> torch.device:
+    """``auto`` (the local GPU when there is one, else the CPU), ``cpu`` or ``cuda``."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no GPU is visible to PyTorch; use 'cpu' or 'auto'")
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def init_distributed(device: str = "auto", backend: str | None = None) -> World:
+    """Join the process group ``torchrun`` describes, or return a one-process :class:`World`.
+
+    ``backend`` defaults to NCCL when the processes use GPUs and gloo on the CPU.
+    """
+    world_size, local_rank = _env_int("WORLD_SIZE", 1), _env_int("LOCAL_RANK", 0)
+    resolved = resolve_device(device, local_rank)
+    if not launched_by_torchrun() or world_size == 1:
+        return World(0, 1, 0, resolved, None)
+    if backend is None:
+        backend = "nccl" if resolved.type == "cuda" else "gloo"
+    if resolved.type == "cuda":
+        torch.cuda.set_device(resolved)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return World(dist.get_rank(), dist.get_world_size(), local_rank, resolved, backend)
+
+
+def barrier(world: World) -> None:
+    """Wait until every rank reaches this point (a no-op for one process)."""
+    if world.distributed:
+        if world.device.type == "cuda":
+            dist.barrier(device_ids=[world.device.index])
+        else:
+            dist.barrier()
+
+
+def broadcast_object(obj, world: World):
+    """Rank 0's ``obj`` on every rank (e.g. a decision that only rank 0 can make)."""
+    if not world.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0, device=world.device if world.device.type == "cuda" else None)
+    return box[0]
+
+
+def shutdown(world: World) -> None:
+    """Leave the process group (a no-op for one process)."""
+    if world.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+__all__ = [
+    "DEVICES",
+    "World",
+    "barrier",
+    "broadcast_object",
+    "init_distributed",
+    "launched_by_torchrun",
+    "resolve_device",
+    "shutdown",
+]

@@ -1,0 +1,113 @@
+"""Reading finished full-profile results back, with where and how they were made."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+import resnet_lib.reproduce as rp
+from resnet_lib.data import load_dataset
+from resnet_lib.full_results import FULL_RESULTS_ENV, full_results, full_results_dir, load_runs, provenance
+from resnet_lib.training import evaluate
+
+# The full profile's path (45k/5k-style split, validation error, 'full' in every record) at toy size.
+TINY_FULL = [
+    "--profile", "full", "--dataset", "standin", "--n-train", "256", "--n-val", "64", "--n-test", "128",
+    "--image-size", "8", "--width", "4", "--epochs", "1", "--max-steps", "0", "--depths", "8", "--no-progress",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def full_dir(tmp_path_factory):
+    """A results folder made by the reproduction entry point at the full profile (toy sizes)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("full")
+    try:
+        assert rp.main([*TINY_FULL, "--families", "plain", "residual", "--seeds", "0", "1", "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Evaluate as the runs were trained (one thread), so stored and recomputed errors agree exactly."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_no_results_means_none(tmp_path, monkeypatch):
+    monkeypatch.setenv(FULL_RESULTS_ENV, str(tmp_path / "nothing-here"))
+    assert full_results_dir() == tmp_path / "nothing-here"
+    assert full_results("residual", 56) is None
+
+
+def test_finished_runs_are_found_through_the_environment(full_dir, monkeypatch):
+    monkeypatch.setenv(FULL_RESULTS_ENV, str(full_dir))
+    runs = full_results("residual", 8)
+    assert [r.seed for r in runs] == [0, 1]
+    assert all(r.profile == "full" and r.label == "ResNet-8" for r in runs)
+    assert runs[0].final["step"] == 2 and runs[0].record["val_error"] is not None
+    assert full_results("plain", 8) is not None and full_results("residual", 20) is None
+
+
+def test_provenance_says_what_made_the_runs(full_dir):
+    line = provenance(full_results("plain", 8, directory=full_dir))
+    assert "procedural stand-in" in line and "'full' profile" in line and "2 seeds" in line
+    assert "python -m resnet_lib.reproduce" in line and "cpu" in line
+    created = json.loads((full_dir / "runs" / "plain-8-s0.json").read_text())["created"][:10]
+    assert created in line
+    info = full_results("plain", 8, directory=full_dir)[0].provenance()
+    assert info["world_size"] == 1 and info["command"].startswith("python -m resnet_lib.reproduce")
+
+
+def test_only_full_profile_runs_count(full_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(full_dir, copy)
+    for path in (copy / "runs").glob("*.json"):
+        record = json.loads(path.read_text())
+        record["config"]["profile"] = "ci"
+        path.write_text(json.dumps(record))
+    assert full_results("residual", 8, directory=copy) is None
+    assert len(load_runs(copy)) == 4 and len(load_runs(copy, profile="ci")) == 4
+
+
+def test_partial_or_corrupt_records_are_skipped(full_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(full_dir, copy)
+    (copy / "runs" / "residual-8-s0.json").write_text('{"format": 1, "comp')
+    partial = json.loads((copy / "runs" / "residual-8-s1.json").read_text())
+    partial["complete"] = False
+    (copy / "runs" / "residual-8-s1.json").write_text(json.dumps(partial))
+    (copy / "runs" / "notes.json").write_text("[1, 2, 3]")
+    assert full_results("residual", 8, directory=copy) is None
+    assert len(full_results("plain", 8, directory=copy)) == 2
+
+
+def test_stored_weights_reproduce_the_stored_test_error(full_dir):
+    run = full_results("residual", 8, directory=full_dir)[1]
+    data = load_dataset(rp.make_plan(rp.build_parser().parse_args(TINY_FULL)).experiment.data, verbose=False)
+    _, error = evaluate(run.model(), data.test_x, data.test_y)
+    assert error == run.final["test_error"]
+
+
+def test_histories_alone_suffice_but_model_needs_weights(full_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(full_dir, copy)
+    for path in (copy / "runs").glob("*.pt"):
+        path.unlink()
+    (run, _) = full_results("residual", 8, directory=copy)
+    assert run.history.epochs
+    with pytest.raises(ValueError, match="only the history is available"):
+        run.model()
+
+
+def test_unknown_family_is_a_clear_error():
+    with pytest.raises(ValueError, match="choose one of: plain, residual"):
+        full_results("dense", 20)

@@ -1,0 +1,198 @@
+"""``python -m resnet_lib.reproduce``: options, one results file per run, resuming, and 2-process DDP (gloo).
+
+Every sweep here is tiny (8x8 stand-in images, width 4, depth 8, 2 epochs of 2 iterations):
+the point is the machinery, not the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import resnet_lib.reproduce as rp
+
+TINY = [
+    "--profile", "ci", "--dataset", "standin", "--n-train", "256", "--n-test", "128", "--image-size", "8",
+    "--width", "4", "--epochs", "2", "--depths", "8", "--seeds", "0", "--no-progress",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny nets are all overhead; one thread keeps them fast and steady on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _sweep(out: Path, *extra: str) -> None:
+    assert rp.main([*TINY, "--out", str(out), *extra]) == 0
+
+
+def _history_without_times(path: Path) -> dict:
+    history = json.loads(path.read_text())["history"]
+    for epoch in history["epochs"]:
+        epoch.pop("seconds")
+    return history
+
+
+# ----------------------------------------------------------------------------- options
+
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        rp.main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for action in rp.build_parser()._actions:
+        for flag in action.option_strings:
+            assert flag in text, f"{flag} is missing from --help"
+        assert action.help, f"{action.option_strings} has no help text"
+    for topic in ("torchrun", "resuming", "summary.md", "fig6.png", "Table 6"):
+        assert topic in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--depths", "21"], "depth must be 6n+2"),
+        (["--seeds", "-1"], "expected a number >= 0"),
+        (["--profile", "huge"], "invalid choice: 'huge'"),
+        (["--image-size", "12"], "invalid choice: 12"),
+        (["--lr", "0"], "expected a positive number"),
+        (["--epochs", "two"], "expected a whole number"),
+        (["--families", "dense"], "invalid choice: 'dense'"),
+        (["--n-train", "100", "--batch-size", "128"], "smaller than one batch"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_options_get_one_clear_line(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        rp.main([*argv, "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("python -m resnet_lib.reproduce: error:") and message in err[-1], err
+    assert not any("Traceback" in line for line in err)
+    assert not (tmp_path / "out").exists(), "nothing is written for a bad command"
+
+
+def test_the_full_profile_is_the_papers_recipe():
+    plan = rp.make_plan(rp.build_parser().parse_args(["--profile", "full"]))
+    recipe, data = plan.experiment.recipe, plan.experiment.data
+    assert (data.dataset, data.n_val, data.image_size, plan.experiment.width) == ("cifar10", 5000, 32, 16)
+    assert (recipe.batch_size, recipe.lr, recipe.momentum, recipe.weight_decay) == (128, 0.1, 0.9, 1e-4)
+    assert recipe.total_steps(352) == 64_000  # 45k images / 128 = 352 iterations per epoch
+    lrs = [recipe.lr_at(s, 64_000) for s in (0, 31_999, 32_000, 47_999, 48_000, 63_999)]
+    assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    assert plan.depths == (20, 32, 44, 56, 110)
+    warm = plan.recipe_for(110)  # the paper's ResNet-110 warm-up: 0.01 for 400 iterations, then 0.1
+    assert [warm.lr_at(s, 64_000) for s in (0, 399, 400)] == pytest.approx([0.01, 0.01, 0.1])
+    assert plan.recipe_for(56) == recipe
+
+
+# ----------------------------------------------------------------------------- one process
+
+
+def test_sweep_writes_one_file_per_run_a_summary_and_a_plot(tmp_path):
+    out = tmp_path / "out"
+    _sweep(out, "--families", "plain", "residual", "--seeds", "0", "1")
+    names = sorted(p.name for p in (out / "runs").iterdir())
+    expected = [f"{f}-8-s{s}.{ext}" for f in ("plain", "residual") for s in (0, 1) for ext in ("json", "pt")]
+    assert names == sorted(expected), "one results file (and weights) per run, no checkpoints left"
+    record = json.loads((out / "runs" / "residual-8-s1.json").read_text())
+    assert record["complete"] and record["config"]["seed"] == 1 and record["machine"]["world_size"] == 1
+    assert [e["step"] for e in record["history"]["epochs"]] == [2, 4]
+    summary = (out / "summary.md").read_text()
+    assert "| ResNet-8 | 5,006 | 2 | 4 |" in summary and "not CIFAR-10" in summary and "±" in summary
+    csv_rows = (out / "summary.csv").read_text().splitlines()
+    assert len(csv_rows) == 3 and csv_rows[0].startswith("model,family,depth,parameters,seeds")
+    assert (out / "fig6.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_summary_sits_beside_the_papers_table_6():
+    run = {"config": {"profile": "full"}, "data": {"label": "CIFAR-10", "name": "cifar10"}, "parameters": 853_018}
+    runs = []
+    for seed, err in enumerate((0.07, 0.08)):
+        from resnet_lib.full_results import FinishedRun
+        from resnet_lib.training import History
+
+        epochs = [{"epoch": 1, "step": 64_000, "train_error": 0.01, "test_error": err}]
+        runs.append(FinishedRun("residual", 56, seed, History(epochs=epochs), {**run, "val_error": None}, Path(".")))
+    (row,) = rp.summary_rows(runs)
+    assert row["paper_test_error"] == 6.97 and row["test_error"] == "7.50 ± 0.71"
+    assert row["test_error_mean"] == pytest.approx(7.5)
+
+
+def test_a_finished_sweep_is_read_back_not_redone(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    _sweep(out)
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "runs").iterdir()}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(rp, "fit", no_training)
+    capsys.readouterr()
+    _sweep(out)
+    text = capsys.readouterr().out
+    assert "0 trained, 2 finished before" in text
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "runs").iterdir()} == before
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, capsys):
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    _sweep(whole, "--families", "residual")
+    _sweep(cut, "--families", "residual", "--stop-after-epochs", "1")
+    assert "1 interrupted" in capsys.readouterr().out
+    assert not (cut / "runs" / "residual-8-s0.json").exists()
+    assert len(list((cut / "runs").glob("residual-8-s0-*.ckpt"))) == 1
+    _sweep(cut, "--families", "residual")
+    assert "1 trained" in capsys.readouterr().out
+    assert not list((cut / "runs").glob("*.ckpt")), "the checkpoint is removed once the run is stored"
+    resumed = _history_without_times(cut / "runs" / "residual-8-s0.json")
+    assert resumed == _history_without_times(whole / "runs" / "residual-8-s0.json")
+
+
+def test_a_folder_made_with_other_settings_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    _sweep(out, "--families", "plain")
+    with pytest.raises(SystemExit) as exit_:
+        rp.main([*TINY, "--out", str(out), "--epochs", "3"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "other settings" in err and "recipe.epochs: 2 there, 3 now" in err
+
+
+# ----------------------------------------------------------------------------- two processes
+
+
+@pytest.mark.slow
+def test_two_process_gloo_run_matches_a_single_process_run_in_structure(tmp_path):
+    """torchrun with 2 CPU processes (gloo): the same files, records and history shape as one process."""
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    _sweep(single, "--families", "residual")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    cmd += ["-m", "resnet_lib.reproduce", *TINY, "--families", "residual", "--out", str(ddp)]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert result.stdout.count("1 trained") == 1, "only rank 0 reports"
+    assert sorted(p.name for p in (ddp / "runs").iterdir()) == sorted(p.name for p in (single / "runs").iterdir())
+    a = json.loads((single / "runs" / "residual-8-s0.json").read_text())
+    b = json.loads((ddp / "runs" / "residual-8-s0.json").read_text())
+    assert sorted(a) == sorted(b) and a["config"] == b["config"]
+    assert (b["machine"]["world_size"], b["machine"]["backend"]) == (2, "gloo")
+    assert [sorted(e) for e in a["history"]["epochs"]] == [sorted(e) for e in b["history"]["epochs"]]
+    assert [e["step"] for e in a["history"]["epochs"]] == [e["step"] for e in b["history"]["epochs"]]
+    assert len(a["history"]["step_losses"]) == len(b["history"]["step_losses"])
+    # Same data, same initial weights, same global batches: only BatchNorm sees half-batches per process.
+    assert b["history"]["step_losses"][0] == pytest.approx(a["history"]["step_losses"][0], rel=0.02)
+    for name in ("summary.md", "summary.csv", "fig6.png", "sweep.json"):
+        assert (ddp / name).exists()
