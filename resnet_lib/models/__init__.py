@@ -11,15 +11,19 @@ from resnet_lib.models.cifar import (
     count_parameters,
     plain_cifar_net,
 )
+from resnet_lib.models.scalar import ResidualModule, ScalarNet, scalar_net
 
 __all__ = [
     "SHORTCUT_OPTIONS",
     "BasicBlock",
     "CifarNet",
+    "ResidualModule",
+    "ScalarNet",
     "ZeroPadShortcut",
     "blocks_per_stage",
     "cifar_net",
     "cifar_resnet",
     "count_parameters",
     "plain_cifar_net",
+    "scalar_net",
 ]

@@ -1,0 +1,219 @@
+"""Shattering statistics and input gradients, checked against plain numpy and torch.autograd."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import resnet_lib.shattering as sh
+from resnet_lib.models import scalar_net
+
+# ---------------------------------------------------------------- noise references and statistics
+
+
+def test_white_noise_has_lag1_autocorrelation_near_zero_and_a_flat_spectrum():
+    noise = sh.white_noise(400, 256, seed=1)
+    lag1 = sh.lag1_autocorrelation(noise)
+    # one draw: sd about 1/sqrt(256) = 0.06; the mean of 400 draws: about 0.003 (bias -1/256)
+    assert abs(lag1.mean()) < 0.02
+    assert abs(np.mean(sh.spectrum_slope(noise))) < 0.1
+
+
+def test_random_walk_has_lag1_autocorrelation_near_one_and_slope_near_minus_two():
+    walk = sh.brown_noise(400, 256, seed=2)
+    assert sh.lag1_autocorrelation(walk).mean() > 0.9
+    assert np.mean(sh.spectrum_slope(walk)) == pytest.approx(-2.0, abs=0.15)
+
+
+def test_brown_noise_is_the_running_sum_of_white_noise():
+    torch.testing.assert_close(sh.brown_noise(3, 50, seed=7), torch.cumsum(sh.white_noise(3, 50, seed=7), -1))
+    assert not torch.equal(sh.white_noise(1, 50, seed=7), sh.white_noise(1, 50, seed=8))
+
+
+def test_autocorrelation_matches_the_textbook_formula():
+    rng = np.random.default_rng(0)
+    g = rng.normal(size=30)
+    c = g - g.mean()
+    expected = [np.sum(c[: 30 - k] * c[k:]) / np.sum(c * c) for k in range(6)]
+    np.testing.assert_allclose(sh.autocorrelation(g, 5), expected)
+    assert sh.autocorrelation(g)[0] == pytest.approx(1.0)
+    stacked = sh.autocorrelation(np.stack([g, 2 * g + 1]), 5)  # invariant to scale and offset
+    np.testing.assert_allclose(stacked[0], stacked[1])
+    assert sh.lag1_autocorrelation(torch.tensor(g)) == pytest.approx(expected[1])
+
+
+def test_alternating_sequence_has_lag1_minus_one_ish():
+    assert sh.lag1_autocorrelation(np.array([1.0, -1.0] * 50)) == pytest.approx(-0.99, abs=1e-9)
+
+
+def test_spectrum_slope_of_a_power_law_is_its_exponent():
+    m = 256
+    freqs = np.fft.rfftfreq(m)[1:]
+    spectrum = np.zeros(m // 2 + 1, dtype=complex)
+    spectrum[1:] = freqs**-1.5 * np.exp(1j * np.random.default_rng(0).uniform(0, 2 * np.pi, len(freqs)))
+    series = np.fft.irfft(spectrum, n=m)  # |FFT|^2 falls like f^-3 exactly
+    assert sh.spectrum_slope(series, max_frequency=0.5) == pytest.approx(-3.0, abs=0.05)
+
+
+def test_gradient_covariance_against_numpy():
+    rng = np.random.default_rng(1)
+    samples = rng.normal(size=(40, 6))
+    np.testing.assert_allclose(sh.gradient_covariance(samples, center=True), np.corrcoef(samples, rowvar=False))
+    np.testing.assert_allclose(
+        sh.gradient_covariance(samples, normalize=False, center=True), np.cov(samples, rowvar=False)
+    )
+    raw = sh.gradient_covariance(samples, normalize=False)
+    np.testing.assert_allclose(raw, samples.T @ samples / 40)
+    corr = sh.gradient_covariance(samples)
+    np.testing.assert_allclose(np.diag(corr), 1.0)
+
+
+def test_pair_correlation_is_the_mean_off_diagonal_correlation():
+    rng = np.random.default_rng(2)
+    samples = rng.normal(size=(12, 9)) + rng.normal(size=(12, 1))  # a shared component per draw
+    corr = sh.gradient_covariance(samples)
+    expected = corr[~np.eye(9, dtype=bool)].mean()
+    assert sh.pair_correlation(samples) == pytest.approx(expected)
+    assert expected > 0.3
+    low, high = sh.pair_correlation_band(samples, n_boot=50)
+    assert low <= high
+    assert 0 < sh.pair_correlation_noise_floor(16, n_sets=20) < 0.02
+
+
+def test_theory_curves():
+    np.testing.assert_allclose(sh.plain_theory([1, 2, 10]), [0.5, 0.25, 2.0**-10])
+    np.testing.assert_allclose(sh.resnet_bn_theory([1, 4, 100], scale=0.5), [0.5, 0.25, 0.05])
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: sh.autocorrelation(np.ones(10)), "constant sequence"),
+        (lambda: sh.autocorrelation(np.arange(10.0), 10), "max_lag must be"),
+        (lambda: sh.autocorrelation(np.zeros((2, 2, 2))), "expected a sequence"),
+        (lambda: sh.spectrum_slope(np.arange(10.0), 0.0), "max_frequency must be"),
+        (lambda: sh.gradient_covariance(np.ones((1, 5))), "S >= 2"),
+        (lambda: sh.input_grid(1), "n_inputs must be"),
+        (lambda: sh.input_gradients(scalar_net(1, units=3), torch.zeros(4, 1)), "1-D tensor"),
+        (lambda: sh.gradient_samples(sh.NetSpec(2), []), "at least one"),
+        (lambda: sh.net_style("pink noise"), "unknown reference"),
+    ],
+)
+def test_bad_input_raises_one_line_value_errors(call, message):
+    with pytest.raises(ValueError, match=message) as info:
+        call()
+    assert "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------- input gradients against autograd
+
+
+def _one_at_a_time(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    grads = []
+    for xi in x:
+        xi = xi.detach().clone().reshape(1).requires_grad_(True)
+        (g,) = torch.autograd.grad(model(xi).sum(), xi)
+        grads.append(g[0])
+    return torch.stack(grads)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_input_gradients_equal_per_point_autograd_without_batch_norm(residual):
+    model = scalar_net(6, residual=residual, units=20, seed=0).double()
+    x = torch.linspace(-2, 2, 33, dtype=torch.float64)
+    torch.testing.assert_close(sh.input_gradients(model, x), _one_at_a_time(model, x))
+
+
+def test_input_gradients_equal_per_point_autograd_for_batch_norm_in_eval_mode():
+    model = scalar_net(6, residual=True, batch_norm=True, units=20, seed=1).double()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    model.eval()
+    x = torch.linspace(-2, 2, 33, dtype=torch.float64)
+    torch.testing.assert_close(sh.input_gradients(model, x), _one_at_a_time(model, x))
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_training_mode_batch_norm_uses_this_batch_statistics_held_fixed(residual):
+    """The gradient of the function computed on this batch: eval mode with running stats := batch stats."""
+    model = scalar_net(4, residual=residual, batch_norm=True, units=16, seed=2).double()
+    x = torch.linspace(-2, 2, 41, dtype=torch.float64)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    grads = sh.input_gradients(model, x)
+    for k, v in model.state_dict().items():  # running statistics untouched
+        torch.testing.assert_close(v, before[k])
+    stats = []
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: stats.append((m, i[0].mean(0), i[0].var(0, unbiased=False))))
+        for m in model.modules()
+        if isinstance(m, nn.BatchNorm1d)
+    ]
+    with torch.no_grad():
+        out_train = model(x)
+    for h in hooks:
+        h.remove()
+    for m, mean, var in stats:
+        m.running_mean.copy_(mean)
+        m.running_var.copy_(var)
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), out_train)  # the same function on this batch
+    torch.testing.assert_close(grads, _one_at_a_time(model, x))
+
+
+def test_gradient_samples_are_reproducible_and_one_row_per_seed():
+    spec = sh.NetSpec(3, batch_norm=True)
+    a = sh.gradient_samples(spec, [0, 1, 2], units=16, n_inputs=32)
+    b = sh.gradient_samples(spec, [0, 1, 2], units=16, n_inputs=32)
+    assert a.shape == (3, 32)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a[0], a[1])
+
+
+def test_single_thread_restores_the_thread_count():
+    before = torch.get_num_threads()
+    with sh.single_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+# ---------------------------------------------------------------- facts the chapter relies on
+
+
+def test_zero_bias_plain_net_gradient_takes_two_values():
+    g = sh.gradient_samples(sh.NetSpec(6, zero_bias=True), [0], units=32)[0]
+    x = sh.input_grid(256).numpy()
+    for side in (g[x < 0], g[x > 0]):
+        np.testing.assert_allclose(side, side[0], rtol=1e-4)
+
+
+def test_first_batch_norm_layer_puts_every_unit_on_for_half_the_inputs():
+    model = scalar_net(3, batch_norm=True, units=16, seed=0)
+    fractions = sh.activation_fractions(model, sh.input_grid(256))
+    assert len(fractions) == 3
+    np.testing.assert_allclose(fractions[0], 0.5)
+    assert sh.switching_fraction(model, sh.input_grid(256))[0] == 1.0
+
+
+def test_sweep_shapes_and_reproducibility():
+    kinds = [sh.NetSpec(1, batch_norm=True), sh.NetSpec(1, residual=True, batch_norm=True)]
+    a = sh.shattering_sweep(kinds, (1, 2), (0, 1, 2), units=8, n_inputs=32, progress=False)
+    b = sh.shattering_sweep(kinds, (1, 2), (0, 1, 2), units=8, n_inputs=32, progress=False)
+    assert set(a.lag1) == {"plain + BN", "ResNet + BN"}
+    assert a.lag1["plain + BN"].shape == (2, 3)
+    assert a.pair_band["ResNet + BN"].shape == (2, 2)
+    assert a.samples[("ResNet + BN", 2)].shape == (3, 32)
+    np.testing.assert_array_equal(a.lag1["ResNet + BN"], b.lag1["ResNet + BN"])
+
+
+def test_depth_explorer_builds_a_widget():
+    panel = sh.depth_explorer(units=8, n_inputs=32, max_depth=6)
+    assert len(panel.children) == 2
