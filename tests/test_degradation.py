@@ -1,0 +1,111 @@
+"""Chapters 3 and 5's helpers: shared runs, summaries, Table 6, and their figures."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+import torch
+
+from resnet_lib import degradation as dg
+from resnet_lib import plotting
+from resnet_lib.models import cifar_net
+from resnet_lib.profiles import DataSpec, TrainingExperiment
+from resnet_lib.recipe import Recipe
+
+TINY = TrainingExperiment(
+    data=DataSpec(dataset="standin", n_train=64, n_test=32, image_size=8),
+    recipe=Recipe(epochs=2, batch_size=32, warmup_steps=1),
+    width=2,
+    depths=(8, 14),
+    seeds=(0, 1),
+)
+
+
+def test_table6_counts_are_the_papers_for_residual_and_plain_nets():
+    rows = dg.table6_rows()
+    assert [r["depth"] for r in rows] == [20, 32, 44, 56, 110]
+    assert [r["blocks_per_stage"] for r in rows] == [3, 5, 7, 9, 18]
+    for r in rows:
+        assert r["params_resnet"] == r["params_plain"] == r["params_paper"] == dg.TABLE6[r["depth"]][0]
+    text = dg.format_table6(rows)
+    assert text.count(" yes ") == 5 and "NO" not in text
+    assert "ResNet-110" in text and "1,727,962" in text
+
+
+def test_train_nets_trains_every_depth_and_seed_once_then_loads_them():
+    runs = dg.train_nets("plain", TINY, progress=False)
+    assert sorted(runs) == [8, 14] and all(len(v) == 2 for v in runs.values())
+    assert [r.seed for r in runs[8]] == [0, 1]
+    assert all(not r.stored.from_cache for v in runs.values() for r in v)
+    again = dg.train_nets("plain", TINY, depths=(8,), progress=False)
+    assert list(again) == [8] and all(r.stored.from_cache for r in again[8])
+    assert again[8][0].history.final == runs[8][0].history.final
+    with pytest.raises(ValueError, match="'plain' or 'residual'"):
+        dg.train_nets("dense", TINY)
+
+
+def test_final_errors_summarize_over_seeds():
+    runs = dg.train_nets("residual", TINY, depths=(8,), progress=False)[8]
+    e = dg.final_errors(runs)
+    assert e.label == "ResNet-8"
+    assert e.train == tuple(r.history.final["train_error"] for r in runs)
+    assert e.train_mean == pytest.approx(sum(e.train) / 2)
+    assert e.train_spread == pytest.approx(max(e.train) - min(e.train))
+    with pytest.raises(ValueError, match="at least one run"):
+        dg.final_errors([])
+
+
+def test_logits_in_batches_equal_one_pass_and_error_rate_counts_mistakes():
+    torch.manual_seed(0)
+    net = cifar_net("residual", 8, width=2).eval()
+    x = torch.randn(7, 3, 8, 8)
+    with torch.no_grad():
+        expected = net(x)
+    net.train()
+    got = dg.logits(net, x, batch_size=3)
+    assert net.training, "the model's mode is restored"
+    assert torch.allclose(got, expected, atol=1e-6)
+    scores = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [0.0, 3.0]])
+    assert dg.error_rate(scores, torch.tensor([0, 1, 1, 0])) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="differ in length"):
+        dg.error_rate(scores, torch.tensor([0, 1]))
+
+
+def test_budget_summary_names_the_data_the_steps_and_the_papers_budget():
+    text = dg.budget_summary(TINY)
+    assert "procedural stand-in" in text
+    assert "64 training and 32 test images of 8x8" in text
+    assert "2 epochs = 4 steps" in text and "1-step linear warm-up" in text
+    assert "64,000 steps" in text and "16000x" in text
+
+
+def test_seed_curves_draw_mean_and_band_and_reject_bad_input():
+    def epoch(e, train, test):
+        return {"epoch": e, "step": 10 * e, "train_error": train, "test_error": test}
+
+    history = [[epoch(1, 0.5, 0.4), epoch(2, 0.3, 0.2)], [epoch(1, 0.7, 0.6), epoch(2, 0.5, 0.4)]]
+    fig, ax = plotting.new_figure()
+    plotting.plot_seed_curves(ax, history, plotting.family_color("plain"), "plain-8")
+    train, test = ax.lines
+    assert train.get_linestyle() == "--" and test.get_linestyle() == "-"
+    assert list(train.get_ydata()) == pytest.approx([60.0, 40.0]) and list(test.get_xdata()) == [10, 20]
+    assert len(ax.collections) == 2, "one min-max band per curve with two seeds"
+    assert ax.get_xlabel().startswith("iteration")
+    plotting.add_line_style_legend(ax)
+    with pytest.raises(ValueError, match="'step' or 'epoch'"):
+        plotting.plot_seed_curves(ax, history, "k", "x", x="time")
+    with pytest.raises(ValueError, match="non-empty history"):
+        plotting.plot_seed_curves(ax, [], "k", "x")
+    matplotlib.pyplot.close(fig)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_block_diagram_draws_the_shortcut_only_for_the_residual_block(residual):
+    fig, ax = plotting.new_figure()
+    plotting.draw_basic_block(ax, residual=residual)
+    texts = [t.get_text() for t in ax.texts]
+    assert texts.count("3x3 conv, BatchNorm") == 2 and texts.count("ReLU") == 2
+    assert ("+" in texts) == residual
+    assert ax.get_title() == ("residual block" if residual else "plain block")
+    matplotlib.pyplot.close(fig)
