@@ -11,11 +11,11 @@ import contextlib
 import io
 import math
 import os
-import pickle
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -85,11 +85,24 @@ def _cifar_class():
         """torchvision's reader, checking that the files exist and parse rather than their MD5
         (so a small CIFAR-format folder, like the one the tests write, reads too)."""
 
+        meta: ClassVar[dict] = {**CIFAR10.meta, "md5": None}  # _load_meta would check its MD5: skip that too
+
         def _check_integrity(self) -> bool:
             folder = Path(self.root) / self.base_folder
             return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
 
     return LocalCIFAR10
+
+
+def _download_cifar10(root: Path, timeout_s: float) -> None:
+    """Download and extract CIFAR-10 into ``root`` with torchvision, quietly (the tests replace this)."""
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout_s)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            _cifar_class()(str(root), train=True, download=True)
+    finally:
+        socket.setdefaulttimeout(old)
 
 
 def load_cifar10(root: str | Path | None = None, download: bool = True, timeout_s: float = 20.0):
@@ -102,26 +115,21 @@ def load_cifar10(root: str | Path | None = None, download: bool = True, timeout_
     cls = _cifar_class()
     folder = root / cls.base_folder
     if not folder.exists() and download:
-        old = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(timeout_s)
         try:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                cls(str(root), train=True, download=True)
+            _download_cifar10(root, timeout_s)
         except Exception as exc:  # offline, DNS failure, HTTP error, ...
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise DatasetNotFoundError(
                 f"CIFAR-10 is not in {folder} and could not be downloaded ({reason[:120]}); "
                 "put the python version (cifar-10-batches-py) there, or use dataset='standin'"
             ) from None
-        finally:
-            socket.setdefaulttimeout(old)
     if not folder.exists():
         raise DatasetNotFoundError(
             f"CIFAR-10 is not in {folder}; put cifar-10-batches-py there or use dataset='standin'"
         )
     try:
         train, test = cls(str(root), train=True), cls(str(root), train=False)
-    except (RuntimeError, OSError, pickle.UnpicklingError, KeyError, EOFError, ValueError) as exc:
+    except Exception as exc:  # missing files, not pickles, pickles of the wrong thing, wrong sizes, ...
         raise DatasetNotFoundError(
             f"{folder} does not hold CIFAR-10 in its python format ({type(exc).__name__}: {str(exc)[:100]}); "
             "expected data_batch_1..5, test_batch and batches.meta"
@@ -222,11 +230,18 @@ def make_standin(n_train: int, n_test: int, seed: int = 0, chunk: int = 2000):
 # ------------------------------------------------------------------------ the front door
 
 
+_IMAGE_SIZES = (32, 16, 8, 4, 2, 1)
+
+
+def _check_image_size(size: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size not in _IMAGE_SIZES:
+        raise ValueError(f"image_size must divide 32 (32, 16, 8, ...), got {size!r}")
+
+
 def _resize(x: Tensor, size: int) -> Tensor:
+    _check_image_size(size)
     if x.shape[-1] == size:
         return x
-    if x.shape[-1] % size:
-        raise ValueError(f"image_size must divide 32 (32, 16, 8), got {size}")
     return F.avg_pool2d(x, x.shape[-1] // size)
 
 
@@ -243,11 +258,17 @@ def load_dataset(
     ``dataset="auto"`` uses CIFAR-10 when it is on disk or can be downloaded, else prints
     one line and uses the stand-in. Images are scaled to [0, 1], averaged down to
     ``image_size``, and (``normalize``) have the per-pixel training mean subtracted and
-    are divided by the training set's overall standard deviation.
+    are divided by the training set's overall standard deviation; with ``normalize=False``
+    they are left as raw pixel values in [0, 255] (floats). ``n_train``/``n_test`` of
+    ``None`` mean all images (the stand-in then makes 50,000 + 10,000).
     """
     spec = spec or DataSpec()
     if spec.dataset not in DATASETS:
         raise ValueError(f"unknown dataset {spec.dataset!r}; choose one of: {', '.join(DATASETS)}")
+    _check_image_size(spec.image_size)  # before minutes of loading or generating, not after
+    for field, value in (("n_train", spec.n_train), ("n_test", spec.n_test)):
+        if value is not None and value < 1:
+            raise ValueError(f"{field} must be None (all images) or >= 1, got {value}")
     name = spec.dataset
     if name in ("auto", "cifar10"):
         try:
@@ -259,9 +280,9 @@ def load_dataset(
             if verbose:
                 print(f"CIFAR-10 unavailable, using the {STANDIN_LABEL}: {str(exc).split(';')[0]}")
             name = "standin"
-    n_train_all = (spec.n_train or 50_000) + spec.n_val
+    n_train_all = (50_000 if spec.n_train is None else spec.n_train) + spec.n_val
     if name == "standin":
-        tx, ty, vx, vy = make_standin(n_train_all, spec.n_test or 10_000, seed=seed)
+        tx, ty, vx, vy = make_standin(n_train_all, 10_000 if spec.n_test is None else spec.n_test, seed=seed)
     # First n_val images of the training set are held out (CIFAR-10's order is already random).
     train_x, train_y = tx[:n_train_all].float() / 255, ty[:n_train_all]
     test_x, test_y = vx[: spec.n_test].float() / 255, vy[: spec.n_test]
@@ -303,14 +324,17 @@ def augment_batch(x: Tensor, gen: torch.Generator, pad: int | None = None) -> Te
     b, c, h, w = x.shape
     pad = max(h // 8, 1) if pad is None else pad
     padded = F.pad(x, (pad, pad, pad, pad))
-    oy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
-    ox = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
-    rows = (oy[:, None] + torch.arange(h))[:, None, :, None]  # (B, 1, H, 1)
-    cols = (ox[:, None] + torch.arange(w))[:, None, None, :]  # (B, 1, 1, W)
-    flip = torch.rand(b, generator=gen) < 0.5
+    # Random numbers are drawn where the generator lives (a CUDA generator cannot fill a CPU
+    # tensor), then moved to the images; on the CPU this is the same stream as ever.
+    rng = gen.device
+    oy = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=rng).to(x.device)
+    ox = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=rng).to(x.device)
+    rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (B, 1, 1, W)
+    flip = (torch.rand(b, generator=gen, device=rng) < 0.5).to(x.device)
     cols = torch.where(flip[:, None, None, None], cols.flip(-1), cols)
-    batch_idx = torch.arange(b)[:, None, None, None]
-    chan_idx = torch.arange(c)[None, :, None, None]
+    batch_idx = torch.arange(b, device=x.device)[:, None, None, None]
+    chan_idx = torch.arange(c, device=x.device)[None, :, None, None]
     return padded[batch_idx, chan_idx, rows, cols]
 
 
@@ -325,7 +349,8 @@ def iterate_batches(
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Mini-batches of a tensor dataset: shuffled with ``gen``, optionally augmented."""
     n = len(y)
-    order = torch.randperm(n, generator=gen) if shuffle else torch.arange(n)
+    rng = gen.device if gen is not None else torch.device("cpu")  # draw where the generator lives
+    order = (torch.randperm(n, generator=gen, device=rng) if shuffle else torch.arange(n)).to(x.device)
     stop = n - n % batch_size if drop_last else n
     for i in range(0, stop, batch_size):
         idx = order[i : i + batch_size]
