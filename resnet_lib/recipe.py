@@ -35,6 +35,10 @@ class Recipe:
             raise ValueError(f"Recipe needs epochs >= 1 and batch_size >= 1, got {self.epochs} and {self.batch_size}")
         if any(not 0.0 < m < 1.0 for m in self.lr_milestones):
             raise ValueError(f"lr_milestones are fractions of training in (0, 1), got {self.lr_milestones}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be None (no limit) or >= 1, got {self.max_steps}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -42,7 +46,7 @@ class Recipe:
     def total_steps(self, steps_per_epoch: int) -> int:
         """Number of optimizer steps this recipe takes with ``steps_per_epoch``."""
         total = self.epochs * steps_per_epoch
-        return min(total, self.max_steps) if self.max_steps else total
+        return total if self.max_steps is None else min(total, self.max_steps)
 
     def lr_at(self, step: int, total_steps: int) -> float:
         """Learning rate for optimizer step ``step`` (0-based) of ``total_steps``."""
@@ -50,5 +54,6 @@ class Recipe:
             if self.warmup_lr is not None:
                 return self.warmup_lr
             return self.lr * (step + 1) / self.warmup_steps
-        drops = sum(step >= round(m * total_steps) for m in self.lr_milestones)
+        # A milestone never falls on step 0 (round(0.5 * 1) == 0 would start a 1-step run at lr/10).
+        drops = sum(step >= max(1, round(m * total_steps)) for m in self.lr_milestones)
         return self.lr * self.lr_gamma**drops
