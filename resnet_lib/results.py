@@ -85,7 +85,7 @@ def read_run(json_path: Path) -> StoredRun | None:
     """The run stored at ``json_path``, or ``None`` when it is missing, partial or corrupt."""
     try:
         record = json.loads(json_path.read_text())
-        if record.get("format") != FORMAT_VERSION or not record.get("complete"):
+        if not isinstance(record, dict) or record.get("format") != FORMAT_VERSION or not record.get("complete"):
             return None
         weights = json_path.with_suffix(".pt")
         if record.get("weights_sha256"):

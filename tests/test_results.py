@@ -1,0 +1,205 @@
+"""The results cache: keyed by everything that shaped a run, written atomically, corruption detected."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+import resnet_lib.results as results
+from resnet_lib.profiles import DataSpec, TrainingExperiment
+from resnet_lib.recipe import Recipe
+from resnet_lib.results import load_or_run, read_run, result_key
+from resnet_lib.runs import cifar_run
+
+CONFIG = {"model": {"family": "residual", "depth": 8}, "recipe": {"lr": 0.1}, "seed": 0, "profile": "ci"}
+
+
+class Runner:
+    """A stand-in for training: counts its calls and returns a record and small weights."""
+
+    def __init__(self, weights: bool = True):
+        self.calls, self.checkpoints, self.weights = 0, [], weights
+
+    def __call__(self, checkpoint):
+        self.calls += 1
+        self.checkpoints.append(checkpoint)
+        checkpoint.write_bytes(b"half-way state")  # as fit() would, epoch by epoch
+        state = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2)} if self.weights else None
+        return {"history": {"epochs": [{"test_error": 0.25}]}, "data": {"label": "test data"}}, state
+
+
+def test_a_finished_run_is_stored_and_then_loaded(tmp_path):
+    runner = Runner()
+    first = load_or_run("net", CONFIG, runner, directory=tmp_path)
+    assert runner.calls == 1 and not first.from_cache
+    key = result_key({"name": "net", **CONFIG})
+    assert {p.name for p in tmp_path.iterdir()} == {f"net-{key}.json", f"net-{key}.pt"}  # no tmp, no checkpoint
+    assert runner.checkpoints == [tmp_path / f"net-{key}.ckpt"]
+    record = json.loads((tmp_path / f"net-{key}.json").read_text())
+    assert record["complete"] is True and record["key"] == key and record["config"] == CONFIG
+    assert record["library_hash"] == results.library_source_hash() and record["history"]["epochs"]
+    assert {"platform", "python", "torch", "device", "threads"} <= set(record["machine"])
+    second = load_or_run("net", CONFIG, runner, directory=tmp_path)
+    assert runner.calls == 1 and second.from_cache and second.record == record
+    state = torch.load(second.weights_path, weights_only=True)
+    assert torch.equal(state["w"], torch.arange(6.0).reshape(2, 3)) and torch.equal(state["b"], torch.ones(2))
+
+
+def test_load_weights_restores_a_model(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+
+    def run(checkpoint):
+        return {"history": {}}, model.state_dict()
+
+    stored = load_or_run("lin", {"x": 1}, run, directory=tmp_path)
+    fresh = stored.load_weights(torch.nn.Linear(3, 2))
+    assert torch.equal(fresh.weight, model.weight) and torch.equal(fresh.bias, model.bias)
+    no_weights = load_or_run("none", {"x": 1}, Runner(weights=False), directory=tmp_path)
+    assert no_weights.weights_path is None and no_weights.record["weights_sha256"] is None
+    assert load_or_run("none", {"x": 1}, Runner(weights=False), directory=tmp_path).from_cache
+    with pytest.raises(ValueError, match="stored no weights"):
+        no_weights.load_weights(torch.nn.Linear(3, 2))
+
+
+def test_results_go_to_the_folder_the_environment_names(tmp_path, monkeypatch):
+    monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path / "cache"))
+    load_or_run("net", CONFIG, Runner())
+    assert len(list((tmp_path / "cache").glob("net-*.json"))) == 1
+
+
+def _corrupt(json_path, how):
+    weights = json_path.with_suffix(".pt")
+    if how == "truncated json":
+        json_path.write_bytes(json_path.read_bytes()[:40])
+    elif how == "empty json":
+        json_path.write_bytes(b"")
+    elif how == "not a record":
+        json_path.write_text("[1, 2, 3]")
+    elif how in ("no complete flag", "complete false", "old format"):
+        record = json.loads(json_path.read_text())
+        if how == "no complete flag":
+            del record["complete"]
+        elif how == "complete false":
+            record["complete"] = False
+        else:
+            record["format"] = -1
+        json_path.write_text(json.dumps(record))
+    elif how == "weights changed":
+        data = bytearray(weights.read_bytes())
+        data[-20] ^= 0xFF
+        weights.write_bytes(bytes(data))
+    elif how == "weights truncated":
+        weights.write_bytes(weights.read_bytes()[:100])
+    elif how == "weights missing":
+        weights.unlink()
+    elif how == "binary garbage":
+        json_path.write_bytes(bytes(range(256)))
+
+
+CORRUPTIONS = [
+    "truncated json",
+    "empty json",
+    "not a record",
+    "no complete flag",
+    "complete false",
+    "old format",
+    "weights changed",
+    "weights truncated",
+    "weights missing",
+    "binary garbage",
+]
+
+
+@pytest.mark.parametrize("how", CORRUPTIONS)
+def test_a_corrupt_or_partial_result_is_detected_and_recomputed(tmp_path, capsys, how):
+    runner = Runner()
+    stored = load_or_run("net", CONFIG, runner, directory=tmp_path)
+    json_path = tmp_path / f"net-{stored.record['key']}.json"
+    _corrupt(json_path, how)
+    assert read_run(json_path) is None
+    capsys.readouterr()
+    again = load_or_run("net", CONFIG, runner, directory=tmp_path)
+    assert runner.calls == 2 and not again.from_cache
+    assert capsys.readouterr().out.splitlines() == [f"{json_path.name} is corrupt or partial; running it again"]
+    third = load_or_run("net", CONFIG, runner, directory=tmp_path)
+    assert runner.calls == 2 and third.from_cache  # repaired
+
+
+def test_an_interrupted_run_stores_nothing_and_keeps_its_checkpoint(tmp_path):
+    def interrupted(checkpoint):
+        checkpoint.write_bytes(b"epoch 1 state")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        load_or_run("net", CONFIG, interrupted, directory=tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [f"net-{result_key({'name': 'net', **CONFIG})}.ckpt"]
+    found = []
+
+    def resume(checkpoint):
+        found.append(checkpoint.read_bytes())
+        return {"history": {}}, None
+
+    load_or_run("net", CONFIG, resume, directory=tmp_path)
+    assert found == [b"epoch 1 state"]  # the second attempt saw the first one's checkpoint
+    assert not any(p.suffix == ".ckpt" for p in tmp_path.iterdir())
+
+
+def test_the_key_changes_with_anything_that_shaped_the_run(monkeypatch):
+    base = result_key(CONFIG)
+    assert result_key(dict(reversed(list(CONFIG.items())))) == base  # order does not matter
+    for change in (
+        {"seed": 1},
+        {"profile": "default"},
+        {"recipe": {"lr": 0.01}},
+        {"model": {"family": "plain", "depth": 8}},
+        {"extra": None},
+    ):
+        assert result_key({**CONFIG, **change}) != base, change
+    monkeypatch.setattr(results, "library_source_hash", lambda: "0" * 64)
+    assert result_key(CONFIG) != base  # another library source, another key
+
+
+def test_the_library_hash_covers_its_source(tmp_path, monkeypatch):
+    copy = tmp_path / "resnet_lib"
+    shutil.copytree(results.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def fresh_hash() -> str:
+        results.library_source_hash.cache_clear()
+        return results.library_source_hash()
+
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(results, "PACKAGE_DIR", copy)
+            original = fresh_hash()
+            assert fresh_hash() == original  # stable
+            (copy / "training.py").write_text((copy / "training.py").read_text() + "\n# a comment\n")
+            edited = fresh_hash()
+            (copy / "models" / "new_model.py").write_text("X = 1\n")
+            added = fresh_hash()
+        assert len({original, edited, added}) == 3
+    finally:
+        results.library_source_hash.cache_clear()  # back to the real package's hash
+
+
+def test_cifar_run_trains_once_then_loads(capsys):
+    experiment = TrainingExperiment(
+        data=DataSpec(dataset="standin", n_train=64, n_test=32, image_size=8),
+        recipe=Recipe(epochs=1, batch_size=32),
+        width=4,
+        depths=(8,),
+    )
+    first = cifar_run("plain", 8, experiment, progress=False)
+    assert not first.stored.from_cache and first.label == "plain-8"
+    assert first.dataset_label.startswith("procedural stand-in")  # the figure titles' source
+    assert first.stored.record["data"]["name"] == "standin"
+    second = cifar_run("plain", 8, experiment, progress=False)
+    assert second.stored.from_cache and second.history == first.history
+    assert second.stored.record["config"]["profile"] == "default"
+    model = second.model()
+    assert not model.training and model.name == "plain-8"
+    residual = cifar_run("residual", 8, experiment, progress=False)
+    assert not residual.stored.from_cache  # another family, another key
