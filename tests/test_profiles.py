@@ -1,0 +1,57 @@
+"""Profiles: one setting chooses how big every experiment is."""
+
+from __future__ import annotations
+
+import pytest
+
+from resnet_lib.models import blocks_per_stage
+from resnet_lib.profiles import PROFILE_ENV, PROFILES, Profile, get_profile, profile_name, set_profile
+
+
+def test_the_default_profile_is_default():
+    assert profile_name() == "default" and get_profile() is PROFILES["default"]
+
+
+def test_the_environment_chooses_and_python_overrides(monkeypatch):
+    monkeypatch.setenv(PROFILE_ENV, "ci")
+    assert profile_name() == "ci" and get_profile().name == "ci"
+    assert set_profile("full").name == "full" and profile_name() == "full"  # the override wins
+    assert set_profile(None).name == "ci"  # back to the environment's
+    monkeypatch.setenv(PROFILE_ENV, "")
+    assert profile_name() == "default"
+
+
+def test_an_unknown_profile_is_refused(monkeypatch):
+    with pytest.raises(ValueError, match=r"unknown profile 'huge'; choose one of: ci, default, full") as err:
+        set_profile("huge")
+    assert "\n" not in str(err.value)
+    assert profile_name() == "default"  # a refused override changes nothing
+    monkeypatch.setenv(PROFILE_ENV, "CI")  # names are exact
+    with pytest.raises(ValueError, match=r"unknown profile 'CI'; choose one of: ci, default, full"):
+        get_profile()
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_every_profile_is_well_formed(name):
+    p = PROFILES[name]
+    assert isinstance(p, Profile) and p.name == name and p.description
+    for experiment in (p.features, p.degradation):
+        assert experiment.data.dataset in ("auto", "cifar10", "standin")
+        assert 32 % experiment.data.image_size == 0
+        assert experiment.width >= 1 and experiment.seeds
+    for depth in (*p.degradation.depths, p.features.depth):
+        blocks_per_stage(depth)  # every depth is 6n+2
+    assert p.as_dict()["name"] == name
+
+
+def test_ci_is_smaller_than_default_and_full_is_the_papers_recipe():
+    ci, default, full = PROFILES["ci"], PROFILES["default"], PROFILES["full"]
+    assert ci.degradation.data.n_train <= default.degradation.data.n_train
+    assert ci.degradation.recipe.epochs <= default.degradation.recipe.epochs
+    assert len(ci.shattering.seeds) <= len(default.shattering.seeds)
+    d = full.degradation
+    assert (d.data.dataset, d.data.n_train, d.data.n_val, d.data.image_size) == ("cifar10", None, 5000, 32)
+    r = d.recipe
+    assert (r.max_steps, r.lr, r.batch_size, r.lr_milestones) == (64_000, 0.1, 128, (0.5, 0.75))
+    assert r.total_steps(steps_per_epoch=352) == 64_000  # 45k / 128: 182 epochs cover 64k steps
+    assert set(d.depths) == {20, 32, 44, 56, 110} and d.width == 16

@@ -1,0 +1,162 @@
+"""The training engine: history, determinism, kill-and-resume, divergence, evaluation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from resnet_lib.data import load_dataset
+from resnet_lib.models import cifar_resnet, plain_cifar_net
+from resnet_lib.profiles import DataSpec
+from resnet_lib.recipe import Recipe
+from resnet_lib.training import History, evaluate, fit
+
+# 256 training images of 8x8 in batches of 32: 8 steps an epoch.
+RECIPE = Recipe(epochs=3, batch_size=32, lr=0.05, warmup_steps=2, lr_milestones=(0.5,))
+STEPS_PER_EPOCH = 8
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset(DataSpec(dataset="standin", n_train=256, n_test=64, image_size=8), verbose=False)
+
+
+def tiny_net(seed: int = 0, residual: bool = True):
+    torch.manual_seed(seed)
+    return cifar_resnet(8, width=4) if residual else plain_cifar_net(8, width=4)
+
+
+def same_history(a: History, b: History) -> bool:
+    """Equal in everything but wall-clock seconds (bit for bit: floats compared with ==)."""
+    strip = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h.epochs]
+    return (strip(a), a.step_losses, a.diverged, a.diverged_at_step) == (
+        strip(b),
+        b.step_losses,
+        b.diverged,
+        b.diverged_at_step,
+    )
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.fixture(scope="module")
+def reference(data):
+    """One uninterrupted run: the history and weights every other run is compared with."""
+    net = tiny_net()
+    return fit(net, data, RECIPE, seed=0, progress=False), net
+
+
+def test_history_records_every_epoch_and_step(reference):
+    history, _ = reference
+    assert [e["epoch"] for e in history.epochs] == [1, 2, 3]
+    assert [e["step"] for e in history.epochs] == [8, 16, 24]
+    assert len(history.step_losses) == 24 and all(math.isfinite(v) for v in history.step_losses)
+    keys = {"epoch", "step", "lr", "train_loss", "train_error", "test_loss", "test_error", "seconds"}
+    assert set(history.final) == keys
+    for e in history.epochs:
+        assert 0 <= e["train_error"] <= 1 and 0 <= e["test_error"] <= 1 and e["seconds"] > 0
+    # The lr of each epoch's last step: milestone at half of 24 steps.
+    assert [e["lr"] for e in history.epochs] == pytest.approx([0.05, 0.005, 0.005])
+    # The reported train loss is the mean of the epoch's mini-batch losses (equal-sized batches here).
+    assert history.epochs[0]["train_loss"] == pytest.approx(sum(history.step_losses[:8]) / 8)
+    assert not history.diverged and history.diverged_at_step is None
+    assert History.from_dict(json.loads(json.dumps(history.to_dict()))) == history
+
+
+def test_training_reduces_the_loss(reference):
+    history, _ = reference
+    assert history.epochs[-1]["train_loss"] < history.epochs[0]["train_loss"]
+
+
+def test_fit_is_deterministic_for_a_seed(data, reference):
+    history, net = reference
+    again = tiny_net()
+    assert same_history(fit(again, data, RECIPE, seed=0, progress=False), history)
+    assert same_weights(again, net)
+    other = fit(tiny_net(), data, RECIPE, seed=1, progress=False)  # other batches and crops
+    assert other.step_losses[0] != history.step_losses[0] or other.step_losses[1] != history.step_losses[1]
+
+
+def test_a_run_stopped_after_an_epoch_resumes_to_the_same_history(data, reference, tmp_path):
+    history, net = reference
+    ckpt = tmp_path / "run.ckpt"
+    first = fit(tiny_net(), data, RECIPE, seed=0, checkpoint=ckpt, progress=False, stop_after_epochs=1)
+    assert len(first.epochs) == 1 and ckpt.exists()
+    resumed_net = tiny_net(seed=123)  # a fresh process would build a differently initialized net
+    resumed = fit(resumed_net, data, RECIPE, seed=0, checkpoint=ckpt, progress=False)
+    assert same_history(resumed, history) and same_weights(resumed_net, net)
+    # Calling it once more finds the run finished: nothing is trained, the history is the same.
+    again_net = tiny_net(seed=7)
+    assert same_history(fit(again_net, data, RECIPE, seed=0, checkpoint=ckpt, progress=False), history)
+    assert same_weights(again_net, net)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_same_history(data, reference, tmp_path):
+    history, net = reference
+    ckpt = tmp_path / "run.ckpt"
+    victim, calls = tiny_net(), []
+
+    def kill_at_step_13(module, inputs):  # 13th training forward pass: in epoch 2, after a checkpoint
+        if module.training:
+            calls.append(1)
+            if len(calls) == 13:
+                raise Killed
+
+    victim.register_forward_pre_hook(kill_at_step_13)
+    with pytest.raises(Killed):
+        fit(victim, data, RECIPE, seed=0, checkpoint=ckpt, progress=False)
+    assert torch.load(ckpt, weights_only=False)["epoch"] == 1  # the half-done epoch 2 is lost
+    resumed_net = tiny_net(seed=5)
+    resumed = fit(resumed_net, data, RECIPE, seed=0, checkpoint=ckpt, progress=False)
+    assert same_history(resumed, history) and same_weights(resumed_net, net)
+
+
+def test_max_steps_stops_mid_epoch_and_resumes_there(data, tmp_path):
+    recipe = Recipe(epochs=3, batch_size=32, lr=0.05, max_steps=12)  # 1.5 epochs
+    net = tiny_net()
+    whole = fit(net, data, recipe, seed=0, progress=False)
+    assert [e["step"] for e in whole.epochs] == [8, 12] and len(whole.step_losses) == 12
+    assert recipe.lr_at(6, 12) == pytest.approx(0.005)  # the milestones are fractions of max_steps
+    ckpt = tmp_path / "run.ckpt"
+    fit(tiny_net(), data, recipe, seed=0, checkpoint=ckpt, progress=False, stop_after_epochs=1)
+    resumed_net = tiny_net(seed=9)
+    assert same_history(fit(resumed_net, data, recipe, seed=0, checkpoint=ckpt, progress=False), whole)
+    assert same_weights(resumed_net, net)
+
+
+def test_a_nan_loss_is_reported_not_raised(data, tmp_path):
+    ckpt = tmp_path / "run.ckpt"
+    recipe = Recipe(epochs=3, batch_size=32, lr=1e8)  # explodes within a few steps
+    history = fit(tiny_net(), data, recipe, seed=0, checkpoint=ckpt, progress=False)
+    assert history.diverged and history.diverged_at_step is not None
+    step = history.diverged_at_step
+    assert step < 3 * STEPS_PER_EPOCH and len(history.step_losses) == step + 1
+    assert not math.isfinite(history.step_losses[-1]) and all(map(math.isfinite, history.step_losses[:-1]))
+    assert history.epochs and history.final["step"] == step  # the epoch it happened in is recorded
+    assert len(history.epochs) == step // STEPS_PER_EPOCH + 1  # and training stopped there
+    stored = History.from_dict(json.loads(json.dumps(history.to_dict())))  # NaN and inf survive JSON
+    assert stored.diverged and not math.isfinite(stored.step_losses[-1])
+
+
+def test_evaluate_returns_mean_loss_and_error_and_keeps_the_mode(data):
+    net = tiny_net().train()
+    loss, error = evaluate(net, data.test_x, data.test_y, batch_size=10)  # batches of unequal size
+    net.eval()
+    with torch.no_grad():
+        logits = net(data.test_x)
+    assert loss == pytest.approx(F.cross_entropy(logits, data.test_y).item(), rel=1e-5)
+    assert error == pytest.approx((logits.argmax(1) != data.test_y).float().mean().item())
+    net.train()
+    evaluate(net, data.test_x, data.test_y)
+    assert net.training
