@@ -108,9 +108,16 @@ def _depth(text: str) -> int:
         ) from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option costs one line (not the whole usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m resnet_lib.reproduce``."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m resnet_lib.reproduce",
         description=(
             "Train plain and residual CIFAR nets (He et al. 2016, section 4.2) at a profile's size, "
@@ -155,7 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=_int_at_least(1), metavar="B", help="global batch, split across processes (paper: 128)"
     )
     train.add_argument("--lr", type=_positive_float, metavar="LR", help="peak learning rate (paper: 0.1)")
-    train.add_argument("--warmup-steps", type=_int_at_least(0), metavar="N", help="linear warm-up iterations")
+    train.add_argument(
+        "--warmup-steps",
+        type=_int_at_least(0),
+        metavar="N",
+        help="linear warm-up iterations (at --profile full, ResNet-110 and deeper instead warm up at lr 0.01 "
+        "for 400 iterations, as in the paper)",
+    )
     run = p.add_argument_group("how to run")
     run.add_argument(
         "--device", choices=DEVICES, default="auto", help="auto (this process's GPU if any, else CPU), cpu or cuda"

@@ -78,8 +78,8 @@ def test_bad_options_get_one_clear_line(argv, message, capsys, tmp_path):
         rp.main([*argv, "--out", str(tmp_path / "out")])
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("python -m resnet_lib.reproduce: error:") and message in err[-1], err
-    assert not any("Traceback" in line for line in err)
+    assert len(err) == 1, "one line, not a usage block or a traceback"
+    assert err[0].startswith("python -m resnet_lib.reproduce: error:") and message in err[0], err
     assert not (tmp_path / "out").exists(), "nothing is written for a bad command"
 
 
