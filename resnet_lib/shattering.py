@@ -44,6 +44,21 @@ def input_grid(n_inputs: int = 256, low: float = INPUT_RANGE[0], high: float = I
     return torch.linspace(low, high, n_inputs)
 
 
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run PyTorch on one CPU thread inside the block (restored after).
+
+    The matrices here are small (256 x 200 x 200): a second thread buys nothing, and on
+    a busy machine threads that wait for each other made a sweep a hundred times slower.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _frozen_batch_norm_hook(module: nn.modules.batchnorm._BatchNorm, inputs: tuple[Tensor], output: Tensor) -> Tensor:
     """Recompute a training-mode BatchNorm's output with its batch statistics detached."""
     x = inputs[0]
@@ -67,11 +82,12 @@ def input_gradients(model: nn.Module, x: Tensor) -> Tensor:
     saved = [{k: v.clone() for k, v in m.named_buffers()} for m in norms]
     handles = [m.register_forward_hook(_frozen_batch_norm_hook) for m in norms]
     try:
-        xg = x.detach().clone().requires_grad_(True)
-        out = model(xg).reshape(-1)
-        if out.shape != x.shape:
-            raise ValueError(f"model must map M scalars to M scalars; got output shape {tuple(out.shape)}")
-        (grad,) = torch.autograd.grad(out.sum(), xg)
+        with single_thread():
+            xg = x.detach().clone().requires_grad_(True)
+            out = model(xg).reshape(-1)
+            if out.shape != x.shape:
+                raise ValueError(f"model must map M scalars to M scalars; got output shape {tuple(out.shape)}")
+            (grad,) = torch.autograd.grad(out.sum(), xg)
     finally:
         for h in handles:
             h.remove()
@@ -278,21 +294,6 @@ class NetSpec:
         )
 
 
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run PyTorch on one CPU thread inside the block (restored after).
-
-    The matrices here are small (256 x 200 x 200): a second thread buys nothing, and on
-    a busy machine threads that wait for each other made a sweep a hundred times slower.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def gradient_samples(
     spec: NetSpec, seeds: Sequence[int], units: int = 200, n_inputs: int = 256, progress: bool = False
 ) -> np.ndarray:
@@ -322,7 +323,7 @@ def activation_fractions(model: nn.Module, x: Tensor) -> list[np.ndarray]:
     saved = [{k: v.clone() for k, v in m.named_buffers()} for m in norms]
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), single_thread():
             model(x)
     finally:
         for h in handles:
@@ -426,7 +427,7 @@ def plot_gradients_and_covariance(
     for k, (label, samples, style) in enumerate(columns):
         top, bottom = axes[0, k], axes[1, k]
         top.plot(x, samples[0], color=style["color"], lw=0.9)
-        top.set_title(f"({chr(97 + k)}) {label}", fontsize=9)
+        top.set_title(label, fontsize=9)
         top.set_xlabel("input x")
         top.set_xlim(x[0], x[-1])
         image = bottom.imshow(gradient_covariance(samples), cmap="RdBu_r", vmin=-1, vmax=1, extent=extent)
@@ -463,6 +464,32 @@ def plot_autocorrelation(
     return ax
 
 
+def plot_shattering_summary(curves: Sequence[tuple[str, np.ndarray, dict]], title: str) -> plt.Figure:
+    """Two one-number summaries per net: lag-1 autocorrelation and spectrum slope, one dot per draw, mean and sd.
+
+    ``curves`` holds ``(label, samples (S, M), style)``.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    measures = [
+        (lag1_autocorrelation, "lag-1 autocorrelation", (0.0, "white noise: 0"), (1.0, "brown noise: about 1")),
+        (spectrum_slope, "power-spectrum slope", (0.0, "white noise: 0"), (-2.0, "brown noise: -2")),
+    ]
+    jitter = np.random.default_rng(0).uniform(-0.18, 0.18, size=max(len(c[1]) for c in curves))
+    for ax, (measure, name, *lines) in zip(axes, measures, strict=True):
+        for k, (_label, samples, style) in enumerate(curves):
+            values = np.atleast_1d(measure(samples))
+            ax.scatter(k + jitter[: len(values)], values, s=9, color=style["color"], alpha=0.6, lw=0)
+            ax.errorbar(k + 0.33, np.nanmean(values), yerr=np.nanstd(values), fmt="D", ms=5, color="black", capsize=3)
+        for value, text in lines:
+            ax.axhline(value, color=family_color("reference"), ls=":", lw=1)
+            ax.text(len(curves) - 0.5, value, text, ha="right", va="bottom", fontsize=8, color="dimgray")
+        ax.set_xticks(range(len(curves)), [c[0] for c in curves], rotation=25, ha="right", fontsize=8)
+        ax.set_ylabel(name)
+        ax.set_title(f"{name} (dots: draws; diamond: mean and sd)")
+    fig.suptitle(title)
+    return fig
+
+
 def plot_depth_sweep(
     sweep: DepthSweep,
     references: dict[str, np.ndarray],
@@ -470,7 +497,7 @@ def plot_depth_sweep(
     resnet_kind: str,
     plain_kind: str,
 ) -> plt.Figure:
-    """Left: lag-1 autocorrelation against depth (mean, min-max over seeds); right: pair correlation beside theory.
+    """Left: lag-1 autocorrelation against depth (mean and sd over seeds); right: pair correlation beside theory.
 
     ``references`` maps ``"white noise"``/``"brown noise"`` to lag-1 values of noise draws.
     The theory curves are ``2^-L`` for ``plain_kind`` and ``c/sqrt(L)`` for ``resnet_kind``,
@@ -483,11 +510,13 @@ def plot_depth_sweep(
         left.axhspan(values.min(), values.max(), color=style["color"], alpha=0.25, lw=0, label=f"{name} (range)")
     for kind, spec in sweep.specs.items():
         style = net_style(spec.at_depth(max(2, int(depths.max()))))
+        marker = {"marker": "o" if spec.batch_norm else "s", "ms": 4, "mfc": "white" if not spec.batch_norm else None}
         lag1 = sweep.lag1[kind]
-        left.plot(depths, lag1.mean(1), marker="o", ms=4, label=kind, **style)
-        left.fill_between(depths, lag1.min(1), lag1.max(1), color=style["color"], alpha=0.15, lw=0)
+        mean, sd = lag1.mean(1), lag1.std(1)
+        left.plot(depths, mean, label=kind, **marker, **style)
+        left.fill_between(depths, mean - sd, mean + sd, color=style["color"], alpha=0.15, lw=0)
         pair, band = sweep.pair[kind], sweep.pair_band[kind]
-        right.plot(depths, np.where(pair > noise_floor, pair, np.nan), marker="o", ms=4, label=kind, **style)
+        right.plot(depths, np.where(pair > noise_floor, pair, np.nan), label=kind, **marker, **style)
         right.fill_between(
             depths, np.clip(band[:, 0], noise_floor, None), np.clip(band[:, 1], noise_floor, None),
             color=style["color"], alpha=0.15, lw=0,
@@ -505,7 +534,7 @@ def plot_depth_sweep(
     right.set_xlabel("depth L (hidden layers)")
     left.set_ylabel("lag-1 autocorrelation of df/dx")
     right.set_ylabel("correlation of df/dx at two inputs")
-    left.set_title("Neighbouring inputs (4/255 apart), per net")
+    left.set_title("Neighbouring inputs (4/255 apart): mean and sd over nets")
     right.set_title("Two inputs picked at random, over random nets")
     left.legend(fontsize=8, loc="lower left")
     right.legend(fontsize=8, loc="upper right")
