@@ -211,6 +211,16 @@ def pair_correlation(samples: Tensor | np.ndarray) -> float:
     return float((total - m) / (m * (m - 1)))
 
 
+def mean_abs_off_diagonal(samples: Tensor | np.ndarray) -> float:
+    """Mean ``|correlation|`` between the gradients at two different inputs: the off-diagonal of the matrix.
+
+    White noise gives only chance correlations, about ``sqrt(2 / (pi S))`` with ``S`` draws;
+    smooth gradients give values near 1.
+    """
+    corr = gradient_covariance(samples)
+    return float(np.abs(corr[~np.eye(len(corr), dtype=bool)]).mean())
+
+
 def pair_correlation_band(
     samples: Tensor | np.ndarray, n_boot: int = 200, quantiles: tuple[float, float] = (0.1, 0.9), seed: int = 0
 ) -> tuple[float, float]:
@@ -398,7 +408,13 @@ def shattering_sweep(
 
 # --------------------------------------------------------------------------- figures
 
-GRID_LABEL = "no dataset: 256 evenly spaced inputs on [-2, 2]"
+
+def grid_label(n_inputs: int = 256) -> str:
+    """What a figure of this chapter shows instead of a dataset's name."""
+    return f"no dataset: {n_inputs} evenly spaced inputs on [{INPUT_RANGE[0]:g}, {INPUT_RANGE[1]:g}]"
+
+
+GRID_LABEL = grid_label(256)
 
 
 def net_style(spec: NetSpec | str) -> dict:
@@ -536,9 +552,35 @@ def plot_depth_sweep(
     right.set_ylabel("correlation of df/dx at two inputs")
     left.set_title("Neighbouring inputs (4/255 apart): mean and sd over nets")
     right.set_title("Two inputs picked at random, over random nets")
-    left.legend(fontsize=8, loc="lower left")
+    left.legend(fontsize=8, loc="center right")
     right.legend(fontsize=8, loc="upper right")
-    fig.suptitle(f"Shattering against depth ({len(sweep.seeds)} random nets per point; {GRID_LABEL})")
+    n_inputs = next(iter(sweep.samples.values())).shape[1]
+    fig.suptitle(f"Shattering against depth ({len(sweep.seeds)} random nets per point; {grid_label(n_inputs)})")
+    return fig
+
+
+def draw_depth_panel(
+    spec: NetSpec, seed: int = 0, units: int = 200, n_inputs: int = 256, max_lag: int = 64
+) -> plt.Figure:
+    """One net's ``df/dx`` (left) and its autocorrelation beside one draw of white and brown noise (right)."""
+    x = input_grid(n_inputs).numpy()
+    max_lag = min(max_lag, n_inputs - 1)
+    g = gradient_samples(spec, [seed], units, n_inputs)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    left.plot(x, g[0], color=net_style(spec)["color"], lw=0.9)
+    left.set_xlabel("input x")
+    left.set_ylabel("df/dx (output per unit input)")
+    left.set_title(f"{spec.label}, seed {seed}: lag-1 autocorrelation {lag1_autocorrelation(g[0]):.2f}", fontsize=9)
+    curves = [(spec.label, g, net_style(spec))]
+    for name, noise in (
+        ("white noise", white_noise(1, n_inputs, seed)),
+        ("brown noise", brown_noise(1, n_inputs, seed)),
+    ):
+        curves.append((name, noise.numpy(), net_style(name)))
+    plot_autocorrelation(right, curves, max_lag)
+    right.set_title("Autocorrelation (one draw each)")
+    right.legend(fontsize=8)
+    fig.suptitle(f"Depth explorer ({grid_label(n_inputs)})")
     return fig
 
 
@@ -554,24 +596,9 @@ def depth_explorer(
     depth = widgets.IntSlider(value=24, min=1, max=max_depth, description="depth L", continuous_update=False)
     kind = widgets.Dropdown(options=list(kinds), value="plain + BN", description="net")
     net_seed = widgets.IntSlider(value=seed, min=0, max=20, description="seed", continuous_update=False)
-    x = input_grid(n_inputs).numpy()
-    max_lag = min(max_lag, n_inputs - 1)
-    references = {"white noise": white_noise(1, n_inputs, seed), "brown noise": brown_noise(1, n_inputs, seed)}
 
     def draw(kind_name: str, depth_value: int, seed_value: int) -> None:
-        spec = kinds[kind_name].at_depth(depth_value)
-        g = gradient_samples(spec, [seed_value], units, n_inputs)
-        fig, (top, bottom) = plt.subplots(1, 2, figsize=(10, 3.4))
-        top.plot(x, g[0], color=net_style(spec)["color"], lw=0.9)
-        top.set_xlabel("input x")
-        top.set_ylabel("df/dx (output per unit input)")
-        top.set_title(f"{spec.label}, seed {seed_value}: lag-1 autocorrelation {lag1_autocorrelation(g[0]):.2f}")
-        curves = [(spec.label, g, net_style(spec))]
-        curves += [(name, noise.numpy(), net_style(name)) for name, noise in references.items()]
-        plot_autocorrelation(bottom, curves, max_lag)
-        bottom.set_title("Autocorrelation (one draw each)")
-        bottom.legend(fontsize=8)
-        fig.suptitle(f"Depth explorer ({GRID_LABEL})")
+        draw_depth_panel(kinds[kind_name].at_depth(depth_value), seed_value, units, n_inputs, max_lag)
         plt.show()
 
     out = widgets.interactive_output(draw, {"kind_name": kind, "depth_value": depth, "seed_value": net_seed})

@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -84,6 +85,13 @@ def test_pair_correlation_is_the_mean_off_diagonal_correlation():
     low, high = sh.pair_correlation_band(samples, n_boot=50)
     assert low <= high
     assert 0 < sh.pair_correlation_noise_floor(16, n_sets=20) < 0.02
+
+
+def test_mean_abs_off_diagonal_of_white_noise_is_chance_level_and_of_shared_signal_is_one():
+    noise = sh.white_noise(50, 64, seed=3)
+    assert sh.mean_abs_off_diagonal(noise) == pytest.approx(np.sqrt(2 / (np.pi * 50)), rel=0.1)
+    shared = np.outer(np.random.default_rng(0).normal(size=10), np.ones(8))
+    assert sh.mean_abs_off_diagonal(shared) == pytest.approx(1.0)
 
 
 def test_theory_curves():
@@ -217,3 +225,11 @@ def test_sweep_shapes_and_reproducibility():
 def test_depth_explorer_builds_a_widget():
     panel = sh.depth_explorer(units=8, n_inputs=32, max_depth=6)
     assert len(panel.children) == 2
+
+
+@pytest.mark.parametrize("spec", [sh.NetSpec(3), sh.NetSpec(3, batch_norm=True), sh.NetSpec(3, True, True)])
+def test_depth_panel_draws_every_kind_of_net(spec):
+    fig = sh.draw_depth_panel(spec, seed=1, units=8, n_inputs=32)
+    assert "32 evenly spaced inputs" in fig._suptitle.get_text()
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
+    plt.close(fig)
