@@ -61,14 +61,48 @@ class FeatureExperiment:
 
 @dataclass(frozen=True)
 class GradientFlowExperiment:
-    """Chapter 2: per-layer gradient norms of deep nets, and an exploding run."""
+    """Chapter 2: per-layer gradient norms of deep plain nets, and a run that explodes.
 
+    ``depth`` counts weight layers, the classifier included; fully connected nets have
+    ``mlp_width`` units per layer, convolutional ones ``conv_width`` channels. Gradients are
+    measured on the first ``batch_size`` training images, at initialization and after
+    ``train_steps`` SGD steps (constant ``lr``, ``momentum``, no weight decay, no
+    augmentation); the exploding run and its BatchNorm twin train for ``explode_steps``.
+    """
+
+    data: DataSpec = DataSpec(n_train=2048, n_test=512, image_size=16)
     depth: int = 20
-    width: int = 64
+    mlp_width: int = 64
+    conv_width: int = 8
     batch_size: int = 128
-    n_train: int = 2048
-    train_steps: int = 50
+    lr: float = 0.1
+    momentum: float = 0.9
+    train_steps: int = 20
+    explode_steps: int = 150
     seeds: tuple[int, ...] = (0, 1, 2)
+
+    def width_for(self, arch: str) -> int:
+        """The width of an ``"mlp"`` or ``"conv"`` net."""
+        if arch not in ("mlp", "conv"):
+            raise ValueError(f"unknown architecture {arch!r}; choose one of: mlp, conv")
+        return self.mlp_width if arch == "mlp" else self.conv_width
+
+    def recipe(self, steps: int, n_train: int) -> Recipe:
+        """A constant-learning-rate recipe that stops after ``steps`` steps on ``n_train`` images."""
+        if steps < 1 or n_train < 1:
+            raise ValueError(f"recipe needs steps >= 1 and n_train >= 1, got {steps} and {n_train}")
+        steps_per_epoch = -(-n_train // self.batch_size)
+        return Recipe(
+            epochs=-(-steps // steps_per_epoch),
+            batch_size=self.batch_size,
+            lr=self.lr,
+            momentum=self.momentum,
+            weight_decay=0.0,
+            lr_milestones=(),
+            augment=False,
+            channels_last=False,
+            max_steps=steps,
+        )
 
 
 @dataclass(frozen=True)
@@ -120,7 +154,7 @@ PROFILES: dict[str, Profile] = {
         features=FeatureExperiment(
             data=DataSpec(n_train=10000, n_test=2000, image_size=16), recipe=Recipe(epochs=10, warmup_steps=160)
         ),
-        gradient_flow=GradientFlowExperiment(train_steps=100),
+        gradient_flow=GradientFlowExperiment(train_steps=50, explode_steps=300, seeds=(0, 1, 2, 3, 4)),
         degradation=TrainingExperiment(
             data=DataSpec(n_train=10000, n_test=2000, image_size=16),
             recipe=Recipe(epochs=10, warmup_steps=160),
@@ -131,7 +165,13 @@ PROFILES: dict[str, Profile] = {
         name="full",
         description="the paper's CIFAR-10 recipe (45k/5k split, 64k iterations): for a GPU",
         features=FeatureExperiment(data=DataSpec(dataset="cifar10", n_val=5000), recipe=Recipe(epochs=30)),
-        gradient_flow=GradientFlowExperiment(train_steps=200),
+        gradient_flow=GradientFlowExperiment(
+            data=DataSpec(dataset="cifar10", n_train=10000, n_test=2000),
+            conv_width=16,
+            train_steps=200,
+            explode_steps=1000,
+            seeds=(0, 1, 2, 3, 4),
+        ),
         degradation=TrainingExperiment(
             data=DataSpec(dataset="cifar10", n_val=5000),
             recipe=Recipe(epochs=182, max_steps=64000),

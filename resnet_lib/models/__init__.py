@@ -11,12 +11,18 @@ from resnet_lib.models.cifar import (
     count_parameters,
     plain_cifar_net,
 )
+from resnet_lib.models.deep import ACTIVATIONS, ARCHITECTURES, DeepConvNet, DeepMLP, DeepNet, deep_net
 from resnet_lib.models.scalar import ResidualModule, ScalarNet, scalar_net
 
 __all__ = [
+    "ACTIVATIONS",
+    "ARCHITECTURES",
     "SHORTCUT_OPTIONS",
     "BasicBlock",
     "CifarNet",
+    "DeepConvNet",
+    "DeepMLP",
+    "DeepNet",
     "ResidualModule",
     "ScalarNet",
     "ZeroPadShortcut",
@@ -24,6 +30,7 @@ __all__ = [
     "cifar_net",
     "cifar_resnet",
     "count_parameters",
+    "deep_net",
     "plain_cifar_net",
     "scalar_net",
 ]
