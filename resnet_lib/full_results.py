@@ -119,16 +119,23 @@ def load_runs(directory: str | Path, profile: str | None = None) -> list[Finishe
     return sorted(runs, key=lambda r: (FAMILIES.index(r.family) if r.family in FAMILIES else 9, r.depth, r.seed))
 
 
-def full_results(family: str, depth: int, directory: str | Path | None = None) -> list[FinishedRun] | None:
+def full_results(
+    family: str, depth: int, directory: str | Path | None = None, dataset: str | None = "cifar10"
+) -> list[FinishedRun] | None:
     """The finished ``full``-profile runs of ``family``-``depth`` (one per seed), or ``None``.
 
-    ``directory`` defaults to :func:`full_results_dir`. ``None`` means the book should run
-    its own profile instead.
+    ``directory`` defaults to :func:`full_results_dir`. Only runs on ``dataset`` count
+    (``None``: any data), so a full-profile sweep run on the stand-in is never shown as the
+    paper's scale. ``None`` means the book should run its own profile instead.
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; choose one of: {', '.join(FAMILIES)}")
     directory = Path(directory) if directory is not None else full_results_dir()
-    runs = [r for r in load_runs(directory, profile="full") if r.family == family and r.depth == depth]
+    runs = [
+        r
+        for r in load_runs(directory, profile="full")
+        if r.family == family and r.depth == depth and (dataset is None or r.record["data"].get("name") == dataset)
+    ]
     return runs or None
 
 

@@ -50,21 +50,29 @@ def test_no_results_means_none(tmp_path, monkeypatch):
 
 def test_finished_runs_are_found_through_the_environment(full_dir, monkeypatch):
     monkeypatch.setenv(FULL_RESULTS_ENV, str(full_dir))
-    runs = full_results("residual", 8)
+    runs = full_results("residual", 8, dataset="standin")
     assert [r.seed for r in runs] == [0, 1]
     assert all(r.profile == "full" and r.label == "ResNet-8" for r in runs)
     assert runs[0].final["step"] == 2 and runs[0].record["val_error"] is not None
-    assert full_results("plain", 8) is not None and full_results("residual", 20) is None
+    assert (
+        full_results("plain", 8, dataset="standin") is not None
+        and full_results("residual", 20, dataset="standin") is None
+    )
 
 
 def test_provenance_says_what_made_the_runs(full_dir):
-    line = provenance(full_results("plain", 8, directory=full_dir))
+    line = provenance(full_results("plain", 8, directory=full_dir, dataset="standin"))
     assert "procedural stand-in" in line and "'full' profile" in line and "2 seeds" in line
     assert "python -m resnet_lib.reproduce" in line and "cpu" in line
     created = json.loads((full_dir / "runs" / "plain-8-s0.json").read_text())["created"][:10]
     assert created in line
-    info = full_results("plain", 8, directory=full_dir)[0].provenance()
+    info = full_results("plain", 8, directory=full_dir, dataset="standin")[0].provenance()
     assert info["world_size"] == 1 and info["command"].startswith("python -m resnet_lib.reproduce")
+
+
+def test_stand_in_runs_never_pass_for_the_papers_scale(full_dir):
+    assert full_results("residual", 8, directory=full_dir) is None  # default: CIFAR-10 only
+    assert len(full_results("residual", 8, directory=full_dir, dataset=None)) == 2
 
 
 def test_only_full_profile_runs_count(full_dir, tmp_path):
@@ -74,7 +82,7 @@ def test_only_full_profile_runs_count(full_dir, tmp_path):
         record = json.loads(path.read_text())
         record["config"]["profile"] = "ci"
         path.write_text(json.dumps(record))
-    assert full_results("residual", 8, directory=copy) is None
+    assert full_results("residual", 8, directory=copy, dataset="standin") is None
     assert len(load_runs(copy)) == 4 and len(load_runs(copy, profile="ci")) == 4
 
 
@@ -86,12 +94,12 @@ def test_partial_or_corrupt_records_are_skipped(full_dir, tmp_path):
     partial["complete"] = False
     (copy / "runs" / "residual-8-s1.json").write_text(json.dumps(partial))
     (copy / "runs" / "notes.json").write_text("[1, 2, 3]")
-    assert full_results("residual", 8, directory=copy) is None
-    assert len(full_results("plain", 8, directory=copy)) == 2
+    assert full_results("residual", 8, directory=copy, dataset="standin") is None
+    assert len(full_results("plain", 8, directory=copy, dataset="standin")) == 2
 
 
 def test_stored_weights_reproduce_the_stored_test_error(full_dir):
-    run = full_results("residual", 8, directory=full_dir)[1]
+    run = full_results("residual", 8, directory=full_dir, dataset="standin")[1]
     data = load_dataset(rp.make_plan(rp.build_parser().parse_args(TINY_FULL)).experiment.data, verbose=False)
     _, error = evaluate(run.model(), data.test_x, data.test_y)
     assert error == run.final["test_error"]
@@ -102,7 +110,7 @@ def test_histories_alone_suffice_but_model_needs_weights(full_dir, tmp_path):
     shutil.copytree(full_dir, copy)
     for path in (copy / "runs").glob("*.pt"):
         path.unlink()
-    (run, _) = full_results("residual", 8, directory=copy)
+    (run, _) = full_results("residual", 8, directory=copy, dataset="standin")
     assert run.history.epochs
     with pytest.raises(ValueError, match="only the history is available"):
         run.model()
