@@ -262,6 +262,35 @@ def resnet_bn_theory(depths: Iterable[int], scale: float = 1.0) -> np.ndarray:
     return scale / np.sqrt(np.asarray(list(depths), dtype=np.float64))
 
 
+def _above_floor(depths: Iterable[int], values: Iterable[float], floor: float) -> tuple[np.ndarray, np.ndarray]:
+    d = np.asarray(list(depths), dtype=np.float64)
+    v = np.asarray(list(values), dtype=np.float64)
+    if d.shape != v.shape:
+        raise ValueError(f"depths and values must have the same length, got {d.shape} and {v.shape}")
+    keep = np.isfinite(v) & (v > floor)
+    if keep.sum() < 2:
+        raise ValueError(f"need at least two values above the noise floor {floor:g} to fit a rate")
+    return d[keep], v[keep]
+
+
+def exponential_rate(depths: Iterable[int], values: Iterable[float], floor: float = 0.0) -> float:
+    """Least-squares slope of ``log2(value)`` against depth, over values above ``floor``: ``2^-L`` gives -1."""
+    d, v = _above_floor(depths, values, floor)
+    return float(np.polyfit(d, np.log2(v), 1)[0])
+
+
+def power_law_exponent(depths: Iterable[int], values: Iterable[float], floor: float = 0.0) -> float:
+    """Least-squares slope of ``log(value)`` vs ``log(depth)`` over values above ``floor``: 1/sqrt(L) gives -0.5."""
+    d, v = _above_floor(depths, values, floor)
+    return float(np.polyfit(np.log(d), np.log(v), 1)[0])
+
+
+def resnet_theory_scale(depths: Iterable[int], values: Iterable[float], floor: float = 0.0) -> float:
+    """The ``c`` of ``c / sqrt(L)`` that best fits ``values`` above ``floor`` (least squares on the log scale)."""
+    d, v = _above_floor(depths, values, floor)
+    return float(np.exp(np.mean(np.log(v) + 0.5 * np.log(d))))
+
+
 # --------------------------------------------------------------------------- nets and samples
 
 
@@ -516,8 +545,8 @@ def plot_depth_sweep(
     """Left: lag-1 autocorrelation against depth (mean and sd over seeds); right: pair correlation beside theory.
 
     ``references`` maps ``"white noise"``/``"brown noise"`` to lag-1 values of noise draws.
-    The theory curves are ``2^-L`` for ``plain_kind`` and ``c/sqrt(L)`` for ``resnet_kind``,
-    ``c`` being that net's measured value at the smallest depth (the theory gives a rate, not ``c``).
+    The theory curves are ``2^-L`` (no free constant) and ``c/sqrt(L)`` with ``c`` fitted to
+    ``resnet_kind``'s values above the floor (the theory gives a rate, not ``c``).
     """
     depths = np.array(sweep.depths)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -540,8 +569,9 @@ def plot_depth_sweep(
     fine = np.linspace(depths.min(), depths.max(), 200)
     grey = family_color("reference")
     right.plot(fine, plain_theory(fine), color=grey, ls=":", lw=1.6, label="theory, plain: $2^{-L}$")
-    c = float(sweep.pair[resnet_kind][0] * np.sqrt(depths[0]))
-    right.plot(fine, resnet_bn_theory(fine, c), color=grey, ls="--", lw=1.6, label=r"theory, ResNet + BN: $c/\sqrt{L}$")
+    c = resnet_theory_scale(depths, sweep.pair[resnet_kind], noise_floor)
+    label = r"theory, ResNet + BN: $c/\sqrt{L}$ ($c$ fitted)"
+    right.plot(fine, resnet_bn_theory(fine, c), color=grey, ls="--", lw=1.6, label=label)
     right.axhspan(noise_floor / 10, noise_floor, color=SERIES_COLORS["white noise"], alpha=0.35, lw=0)
     right.text(depths.max(), noise_floor * 0.5, "white-noise level\nat this many draws", ha="right", va="center")
     right.set_yscale("log")

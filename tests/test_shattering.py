@@ -94,6 +94,18 @@ def test_mean_abs_off_diagonal_of_white_noise_is_chance_level_and_of_shared_sign
     assert sh.mean_abs_off_diagonal(shared) == pytest.approx(1.0)
 
 
+def test_fitted_rates_recover_the_theory_curves():
+    depths = [1, 2, 4, 8, 16, 32]
+    assert sh.exponential_rate(depths, sh.plain_theory(depths)) == pytest.approx(-1.0)
+    assert sh.power_law_exponent(depths, sh.resnet_bn_theory(depths, 0.3)) == pytest.approx(-0.5)
+    assert sh.resnet_theory_scale(depths, sh.resnet_bn_theory(depths, 0.3)) == pytest.approx(0.3)
+    # values at or below the floor are left out of the fit
+    values = np.concatenate([sh.plain_theory(depths[:3]), [1e-4, -1e-3, 2e-4]])
+    assert sh.exponential_rate(depths, values, floor=1e-3) == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="at least two values above"):
+        sh.power_law_exponent(depths, values, floor=0.3)
+
+
 def test_theory_curves():
     np.testing.assert_allclose(sh.plain_theory([1, 2, 10]), [0.5, 0.25, 2.0**-10])
     np.testing.assert_allclose(sh.resnet_bn_theory([1, 4, 100], scale=0.5), [0.5, 0.25, 0.05])
