@@ -175,24 +175,36 @@ def test_a_folder_made_with_other_settings_is_refused(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_two_process_gloo_run_matches_a_single_process_run_in_structure(tmp_path):
-    """torchrun with 2 CPU processes (gloo): the same files, records and history shape as one process."""
+    """torchrun with 2 CPU processes (gloo): the same files, records and history shape as one process.
+
+    plain-8 is trained by the two processes from scratch; residual-8 was interrupted in a
+    one-process run and is resumed by the two (rank 0 reads its checkpoint and hands it out).
+    """
     single, ddp = tmp_path / "single", tmp_path / "ddp"
-    _sweep(single, "--families", "residual")
+    _sweep(single)
+    _sweep(ddp, "--families", "residual", "--stop-after-epochs", "1")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    cmd += ["-m", "resnet_lib.reproduce", *TINY, "--families", "residual", "--out", str(ddp)]
+    cmd += ["-m", "resnet_lib.reproduce", *TINY, "--out", str(ddp)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    assert result.stdout.count("1 trained") == 1, "only rank 0 reports"
+    assert result.stdout.count("2 trained, 0 finished before") == 1, "only rank 0 reports"
     assert sorted(p.name for p in (ddp / "runs").iterdir()) == sorted(p.name for p in (single / "runs").iterdir())
-    a = json.loads((single / "runs" / "residual-8-s0.json").read_text())
-    b = json.loads((ddp / "runs" / "residual-8-s0.json").read_text())
-    assert sorted(a) == sorted(b) and a["config"] == b["config"]
-    assert (b["machine"]["world_size"], b["machine"]["backend"]) == (2, "gloo")
-    assert [sorted(e) for e in a["history"]["epochs"]] == [sorted(e) for e in b["history"]["epochs"]]
-    assert [e["step"] for e in a["history"]["epochs"]] == [e["step"] for e in b["history"]["epochs"]]
-    assert len(a["history"]["step_losses"]) == len(b["history"]["step_losses"])
-    # Same data, same initial weights, same global batches: only BatchNorm sees half-batches per process.
-    assert b["history"]["step_losses"][0] == pytest.approx(a["history"]["step_losses"][0], rel=0.02)
     for name in ("summary.md", "summary.csv", "fig6.png", "sweep.json"):
         assert (ddp / name).exists()
+    for family in ("plain", "residual"):
+        a = json.loads((single / "runs" / f"{family}-8-s0.json").read_text())
+        b = json.loads((ddp / "runs" / f"{family}-8-s0.json").read_text())
+        assert sorted(a) == sorted(b) and a["config"] == b["config"]
+        assert (b["machine"]["world_size"], b["machine"]["backend"]) == (2, "gloo")
+        assert [sorted(e) for e in a["history"]["epochs"]] == [sorted(e) for e in b["history"]["epochs"]]
+        assert [e["step"] for e in a["history"]["epochs"]] == [e["step"] for e in b["history"]["epochs"]] == [2, 4]
+        assert len(a["history"]["step_losses"]) == len(b["history"]["step_losses"]) == 4
+    # Same data, same initial weights, same global batches: only BatchNorm sees half-batches per process.
+    plain_a, plain_b = (json.loads((d / "runs" / "plain-8-s0.json").read_text())["history"] for d in (single, ddp))
+    assert plain_b["step_losses"][0] == pytest.approx(plain_a["step_losses"][0], rel=0.02)
+    # The resumed run: its first epoch is the one-process checkpoint's, its second the two processes'.
+    res_a, res_b = (_history_without_times(d / "runs" / "residual-8-s0.json") for d in (single, ddp))
+    assert res_b["epochs"][0] == res_a["epochs"][0] and res_b["step_losses"][:2] == res_a["step_losses"][:2]
+    assert res_b["step_losses"][2] == pytest.approx(res_a["step_losses"][2], rel=0.02)
+    assert not list((ddp / "runs").glob("*.ckpt"))
