@@ -287,6 +287,15 @@ def print_report(result: dict, rows: dict, threads: int, workers: int, target: f
     print(f"{'model':10s} | {'depth':>5s} | {'s/epoch':>8s} | {'s/epoch/layer':>13s}")
     for r in depth_table(rows):
         print(f"{r['model']:10s} | {r['depth']:5d} | {r['s_per_epoch']:8.1f} | {r['s_per_epoch_per_layer']:13.3f}")
+    for family in ("residual", "plain"):
+        points = [(r["depth"], r["s_per_epoch"]) for r in depth_table(rows) if r["family"] == family]
+        if len(points) >= 2:
+            slope, intercept = np.polyfit([d for d, _ in points], [s for _, s in points], 1)
+            print(
+                f"{family}: s/epoch = {intercept:.1f} + {slope:.2f} x depth (least squares over depths "
+                f"{', '.join(str(d) for d, _ in points)}); the intercept is {100 * intercept / points[-1][1]:+.1f}% "
+                f"of the deepest net's epoch"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
