@@ -8,7 +8,8 @@ deep nets over several seeds, at initialization and after a few training steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt
@@ -146,6 +147,23 @@ class GradientFlow:
         return (norms[:, 1] / norms[:, -2]) ** (1.0 / (self.depth - 3))
 
 
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run PyTorch on one CPU thread inside the block (the previous setting is restored after).
+
+    These nets are small (64 units, 8 channels): a second thread buys little, and on a busy
+    2-core machine threads waiting for each other made a training step of the convolutional
+    net about ten times slower. One thread also makes runs repeat exactly across machines
+    with different core counts.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _probe_batch(data: ImageDataset, batch_size: int) -> tuple[Tensor, Tensor]:
     """The fixed batch every gradient is measured on: the first ``batch_size`` training images."""
     return data.train_x[:batch_size], data.train_y[:batch_size]
@@ -175,13 +193,14 @@ def measure_gradient_flow(
     at_init, trained, histories = [], [], []
     label = activation + ("+BN" if batchnorm else "")
     for seed in tqdm(seeds, desc=f"{arch} {label}", disable=not progress, leave=False, unit="seed"):
-        torch.manual_seed(seed)
-        net = deep_net(arch, depth, width, activation, batchnorm, init_scale, image_size=data.image_size)
-        at_init.append(gradient_norms_per_layer(net, x, y))
-        if steps:
-            history = fit(net, data, experiment.recipe(steps, len(data.train_y)), seed=seed, progress=False)
-            trained.append(gradient_norms_per_layer(net, x, y))
-            histories.append(history)
+        with single_thread():
+            torch.manual_seed(seed)
+            net = deep_net(arch, depth, width, activation, batchnorm, init_scale, image_size=data.image_size)
+            at_init.append(gradient_norms_per_layer(net, x, y))
+            if steps:
+                history = fit(net, data, experiment.recipe(steps, len(data.train_y)), seed=seed, progress=False)
+                trained.append(gradient_norms_per_layer(net, x, y))
+                histories.append(history)
     return GradientFlow(
         arch=arch,
         activation=activation,
@@ -227,11 +246,14 @@ def plot_gradient_flow(
     title: str | None = None,
     legend: bool = True,
     color_by_activation: bool = False,
+    labels: list[str] | None = None,
+    linestyles: list[str] | None = None,
 ) -> Axes:
     """Layer (input side = 1) against gradient norm on a log scale: the median over seeds as a
     line with markers, the range over seeds as a band. Non-finite values are left out.
-    Colours follow ``SERIES_COLORS`` by label (``relu+bn`` has its own), or by activation only."""
-    for flow in flows:
+    Colours follow ``SERIES_COLORS`` by label (``relu+bn`` has its own), or by activation only;
+    ``labels`` and ``linestyles`` (one per flow) replace the default legend labels and solid lines."""
+    for i, flow in enumerate(flows):
         color = SERIES_COLORS[flow.activation] if color_by_activation else flow.color
         norms = flow.norms(when)
         layers = np.arange(1, norms.shape[1] + 1)
@@ -242,7 +264,9 @@ def plot_gradient_flow(
         median = np.nanmedian(finite, axis=0)
         seeds = f", {len(flow.seeds)} seeds" if len(flow.seeds) > 1 else ""
         name = flow.activation if color_by_activation else flow.label
-        ax.plot(layers, median, marker="o", ms=3, color=color, label=f"{name}{seeds}")
+        name = labels[i] if labels is not None else f"{name}{seeds}"
+        ls = linestyles[i] if linestyles is not None else "-"
+        ax.plot(layers, median, marker="o", ms=3, color=color, ls=ls, label=name)
         if len(flow.seeds) > 1:
             ax.fill_between(layers, np.nanmin(finite, axis=0), np.nanmax(finite, axis=0), color=color, alpha=0.2)
     ax.set_yscale("log")
@@ -255,18 +279,23 @@ def plot_gradient_flow(
     return ax
 
 
-def plot_losses(ax: Axes, history: History | list[float], color: str, label: str) -> Axes:
+def plot_losses(
+    ax: Axes, history: History | list[float], color: str, label: str | None, annotate: bool = True, **line
+) -> Axes:
     """Training loss per step on a log scale; a run that diverged ends with a cross at the
-    step where its loss became non-finite, annotated with that step."""
+    step where its loss became non-finite (drawn at its last finite loss), annotated with that
+    step unless ``annotate=False``. ``line`` goes to ``ax.plot``."""
     losses = history.step_losses if isinstance(history, History) else list(history)
     values = np.array(losses, dtype=float)
     finite = np.isfinite(values)
     steps = np.arange(len(values))
-    ax.plot(steps[finite], values[finite], color=color, label=label)
+    line = {"marker": "o", "ms": 3, **line} if finite.sum() < 10 else line  # a short run shows its points
+    ax.plot(steps[finite], values[finite], color=color, label=label, **line)
     if not finite.all():
         bad = int(np.argmin(finite))
-        last = values[finite][-1] if finite.any() else 1.0
+        last = values[bad - 1] if bad else 1.0  # the first non-finite loss ends the finite ones
         ax.plot([bad], [last], marker="X", ms=10, color=color, ls="none")
+    if not finite.all() and annotate:
         ax.annotate(
             f"loss = {values[bad]} at step {bad}",
             (bad, last),

@@ -22,6 +22,7 @@ from resnet_lib.gradients import (
     plot_flow_grid,
     plot_gradient_flow,
     plot_losses,
+    single_thread,
     weight_layers,
 )
 from resnet_lib.models import DeepMLP, deep_net
@@ -192,3 +193,12 @@ def test_the_explorer_redraws_when_a_control_changes():
     assert "application/vnd.jupyter.widget-view+json" in explorer._repr_mimebundle_()
     with pytest.raises(ValueError, match="unknown architecture 'rnn'"):
         gradient_flow_explorer(_tiny_data(), _tiny_experiment(), arch="rnn")
+
+
+def test_single_thread_restores_the_setting_even_after_an_error():
+    before = torch.get_num_threads()
+    with single_thread():
+        assert torch.get_num_threads() == 1
+    with pytest.raises(RuntimeError), single_thread():
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
