@@ -1,0 +1,183 @@
+"""Why residual nets train: layer responses, gradients per layer, and gradients along a line of images.
+
+* :func:`layer_response_std`: He et al. (2016), Fig. 7. The response of a 3x3 layer is its
+  output after BatchNorm, before the ReLU or the addition; its standard deviation (per
+  channel over images and positions, averaged over channels) says how much each layer
+  changes the signal. Residual nets' responses are smaller: their layers learn a
+  correction F(x) to an identity, not the whole mapping.
+* :func:`conv_gradient_norms`: ``|d loss / d W|`` for every 3x3 layer of a CIFAR net
+  (the stem first), through :func:`resnet_lib.gradients.gradient_norms_per_layer`.
+* :func:`line_gradients`: the shattered-gradients measure of chapter 4 carried over to
+  image classifiers: the derivative of one class logit along the straight line between
+  two images, at ``n_points`` evenly spaced points.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from resnet_lib.gradients import gradient_norms_per_layer
+from resnet_lib.models import CifarNet
+
+
+def _check_net(net: nn.Module) -> CifarNet:
+    if not isinstance(net, CifarNet):
+        raise ValueError(f"expected a resnet_lib CifarNet (plain or residual), got {type(net).__name__}")
+    return net
+
+
+def response_layers(net: CifarNet) -> list[tuple[str, nn.BatchNorm2d]]:
+    """The BatchNorm after every 3x3 convolution, input side first (stem, then bn1, bn2 of each block)."""
+    _check_net(net)
+    layers: list[tuple[str, nn.BatchNorm2d]] = [("stem", net.stem[1])]
+    for s, stage in enumerate((net.stage1, net.stage2, net.stage3), start=1):
+        for b, block in enumerate(stage):
+            layers += [(f"stage{s}.{b}.bn1", block.bn1), (f"stage{s}.{b}.bn2", block.bn2)]
+    return layers
+
+
+@torch.no_grad()
+def layer_response_std(net: nn.Module, x: Tensor, batch_size: int = 500) -> np.ndarray:
+    """Standard deviation of every 3x3 layer's response (after BN, before ReLU/addition), in eval mode.
+
+    Entry ``i`` is layer ``i + 1`` of :func:`response_layers`: the per-channel standard
+    deviation over all images of ``x`` and all positions, averaged over channels. The
+    model's mode is restored afterwards.
+    """
+    layers = response_layers(_check_net(net))
+    if x.dim() != 4 or len(x) < 2:
+        raise ValueError(f"x must be a batch of at least 2 images (N, C, H, W), got shape {tuple(x.shape)}")
+    sums = [torch.zeros(m.num_features, dtype=torch.float64) for _, m in layers]
+    squares = [torch.zeros(m.num_features, dtype=torch.float64) for _, m in layers]
+    counts = [0] * len(layers)
+
+    def hook(i: int):
+        def record(module: nn.Module, inputs: tuple[Tensor], output: Tensor) -> None:
+            out = output.detach().double().transpose(0, 1).reshape(output.shape[1], -1)
+            sums[i] += out.sum(1).cpu()
+            squares[i] += (out * out).sum(1).cpu()
+            counts[i] += out.shape[1]
+
+        return record
+
+    handles = [m.register_forward_hook(hook(i)) for i, (_, m) in enumerate(layers)]
+    was_training = net.training
+    net.eval()
+    device = next(net.parameters()).device
+    try:
+        for i in range(0, len(x), batch_size):
+            net(x[i : i + batch_size].to(device))
+    finally:
+        net.train(was_training)
+        for h in handles:
+            h.remove()
+    stds = []
+    for s, q, n in zip(sums, squares, counts, strict=True):
+        mean = s / n
+        var = (q / n - mean * mean).clamp_min(0) * n / (n - 1)
+        stds.append(var.sqrt().mean().item())
+    return np.array(stds)
+
+
+def conv_gradient_norms(net: nn.Module, x: Tensor, y: Tensor) -> np.ndarray:
+    """``|d loss / d W|`` of every 3x3 convolution (stem first), BatchNorm in training mode.
+
+    Cross-entropy on the batch ``(x, y)``; the model's mode, buffers and gradients are left
+    as they were. Option-B projections and the classifier are left out, so entry ``i``
+    belongs to layer ``i + 1`` of :func:`response_layers` for plain and residual nets alike.
+    """
+    _check_net(net)
+    device = next(net.parameters()).device
+    norms = gradient_norms_per_layer(net, x.to(device), y.to(device))
+    names = [name for name, m in net.named_modules() if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d)]
+    keep = [
+        i
+        for i, name in enumerate(names)
+        if isinstance(net.get_submodule(name), nn.Conv2d) and net.get_submodule(name).kernel_size == (3, 3)
+    ]
+    return norms[keep]
+
+
+@torch.no_grad()
+def with_batch_statistics(net: nn.Module, x: Tensor) -> nn.Module:
+    """A copy of ``net`` in eval mode whose BatchNorms normalize with the mean and variance of the batch ``x``.
+
+    In eval mode the copy computes on ``x`` what ``net`` computes in training mode, but
+    image by image, so it can be differentiated one input at a time. For an untrained
+    net, whose running statistics are still 0 and 1, this is how to look at it "as
+    trained with" data like ``x``.
+    """
+    _check_net(net)
+    calibrated = copy.deepcopy(net).train()
+    norms = [m for m in calibrated.modules() if isinstance(m, nn.BatchNorm2d)]
+    counts: dict[nn.Module, int] = {}
+
+    def count(module: nn.Module, inputs: tuple[Tensor]) -> None:
+        counts[module] = inputs[0].numel() // inputs[0].shape[1]
+
+    handles = [m.register_forward_pre_hook(count) for m in norms]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: after one batch, exactly that batch's statistics
+    try:
+        calibrated(x.to(next(net.parameters()).device))
+    finally:
+        for h in handles:
+            h.remove()
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+        n = counts[m]
+        m.running_var.mul_((n - 1) / n)  # BatchNorm stores the unbiased variance; it normalizes with the biased one
+    return calibrated.eval()
+
+
+class _LineNet(nn.Module):
+    """t -> logit ``target`` of ``net`` at the image ``start + t * (end - start)``: a scalar-to-scalar net."""
+
+    def __init__(self, net: nn.Module, start: Tensor, end: Tensor, target: int) -> None:
+        super().__init__()
+        self.net, self.target = net, target
+        self.register_buffer("start", start[None])
+        self.register_buffer("direction", (end - start)[None])
+
+    def forward(self, t: Tensor) -> Tensor:
+        images = self.start + t.reshape(-1, 1, 1, 1) * self.direction
+        return self.net(images)[:, self.target]
+
+
+def line_gradients(
+    net: nn.Module, start: Tensor, end: Tensor, target: int, n_points: int = 256, train_mode: bool | None = None
+) -> Tensor:
+    """``d logit_target / dt`` at ``n_points`` evenly spaced ``t`` in [0, 1] on the line from ``start`` to ``end``.
+
+    ``train_mode`` (default: the net's current mode) chooses BatchNorm's statistics: in
+    training mode, those of the ``n_points`` images on the line, held fixed while
+    differentiating, as in chapter 4 (:func:`resnet_lib.shattering.input_gradients`); in
+    eval mode, the running statistics. The model's mode and buffers are left as they were.
+    """
+    from resnet_lib.shattering import input_gradients  # chapter 4's batched derivative
+
+    _check_net(net)
+    if start.shape != end.shape or start.dim() != 3:
+        raise ValueError(
+            f"start and end must be single images (C, H, W) of one shape, got {tuple(start.shape)}, {tuple(end.shape)}"
+        )
+    if not 0 <= target < net.fc.out_features:
+        raise ValueError(f"target must be a class index in [0, {net.fc.out_features}), got {target}")
+    device = next(net.parameters()).device
+    was_training = net.training
+    net.train(was_training if train_mode is None else train_mode)
+    try:
+        line = _LineNet(net, start.to(device), end.to(device), target)
+        t = torch.linspace(0.0, 1.0, n_points, device=device)
+        return input_gradients(line, t).cpu()
+    finally:
+        net.train(was_training)
+
+
+__all__ = ["conv_gradient_norms", "layer_response_std", "line_gradients", "response_layers", "with_batch_statistics"]
