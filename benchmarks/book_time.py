@@ -36,9 +36,10 @@ def toc_notebooks() -> list[Path]:
     return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").exists()]
 
 
-def execute(path: Path, timeout: int) -> tuple[float, float]:
+def execute(path: Path, timeout: int, slowest: int = 0) -> tuple[float, float]:
     """Wall seconds to execute ``path`` in a fresh kernel (from its folder, as the build does), and the
-    kernel's CPU seconds (all threads; on a machine shared with other jobs the steadier of the two)."""
+    kernel's CPU seconds (all threads; on a machine shared with other jobs the steadier of the two).
+    Prints the ``slowest`` cells, so the cost can be found where it is."""
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
@@ -46,9 +47,14 @@ def execute(path: Path, timeout: int) -> tuple[float, float]:
     start = time.perf_counter()
     with client.setup_kernel():
         kernel = psutil.Process(client.km.provisioner.process.pid)
+        cells = []
         for index, cell in enumerate(nb.cells):
+            began = time.perf_counter()
             client.execute_cell(cell, index)
+            cells.append((time.perf_counter() - began, index, cell.source.strip().splitlines()[:1]))
         cpu = kernel.cpu_times()
+    for seconds, index, first in sorted(cells, reverse=True)[:slowest]:
+        print(f"    cell {index:2d}: {seconds:6.1f}s  {(first or [''])[0][:70]}")
     return time.perf_counter() - start, cpu.user + cpu.system + cpu.children_user + cpu.children_system
 
 
@@ -70,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-cache", type=Path, default=None, help="results cache to use (default: a fresh one)")
     parser.add_argument("--only", nargs="+", default=None, help="notebook names to run (default: all in the TOC)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell before giving up")
+    parser.add_argument("--slowest", type=int, default=3, help="list this many slowest cells per notebook (3)")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads in each kernel (OMP_NUM_THREADS; default: torch's)"
     )
@@ -89,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     times, failed = {}, []
     for path in notebooks:
         try:
-            times[path.name] = execute(path, args.timeout)
+            times[path.name] = execute(path, args.timeout, slowest=args.slowest)
             print(f"{path.name:40s} {times[path.name][0]:7.1f}s {times[path.name][1]:10.1f}s", flush=True)
         except Exception as exc:  # a failing claim check or any error: report it and go on
             failed.append(path.name)
