@@ -20,6 +20,7 @@ import io
 import json
 import math
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -361,7 +362,7 @@ def train_run(
             "library_hash": library_source_hash(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": _machine(world),
-            "command": "python -m resnet_lib.reproduce " + " ".join(sys.argv[1:]),
+            "command": args.command,
             "weights_sha256": None,
         }
         _write_run(plan, name, record, net.state_dict())
@@ -425,6 +426,9 @@ def summary_markdown(rows: list[dict], runs: list[FinishedRun]) -> str:
         "Table 6 (test error of the ResNets; the plain nets appear only in its Fig. 6; for ResNet-110 it "
         f"reports the best of 5 runs, mean {PAPER_RESNET110_MEAN_STD[0]} ± {PAPER_RESNET110_MEAN_STD[1]}).",
     ]
+    datasets = sorted({r.dataset_label for r in runs})
+    if len(datasets) > 1:
+        lines += ["", f"**Warning: these runs used different data ({'; '.join(datasets)}).**"]
     if runs[0].record["data"]["name"] != "cifar10":
         lines += ["", f"**Data: {runs[0].dataset_label}. These are not CIFAR-10 results.**"]
     lines += [
@@ -597,7 +601,9 @@ def _load_data(plan: Plan, world: World) -> ImageDataset:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m resnet_lib.reproduce`` (and ``resnet-book-reproduce``)."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.command = " ".join(["python -m resnet_lib.reproduce", *map(shlex.quote, argv)])
     try:
         plan = make_plan(args)
     except ValueError as exc:

@@ -67,7 +67,7 @@ def test_provenance_says_what_made_the_runs(full_dir):
     created = json.loads((full_dir / "runs" / "plain-8-s0.json").read_text())["created"][:10]
     assert created in line
     info = full_results("plain", 8, directory=full_dir, dataset="standin")[0].provenance()
-    assert info["world_size"] == 1 and info["command"].startswith("python -m resnet_lib.reproduce")
+    assert info["world_size"] == 1 and info["command"].startswith("python -m resnet_lib.reproduce --profile full ")
 
 
 def test_stand_in_runs_never_pass_for_the_papers_scale(full_dir):
