@@ -82,3 +82,16 @@ def test_bad_inputs_raise_one_line_errors():
         deepen_with_identity(nn.Linear(2, 2), 20)
     with pytest.raises(ValueError, match="positive int"):
         identity_block(0)
+
+
+def test_every_depth_pair_up_to_n_5():
+    """Any 6n+2 -> 6m+2 with m >= n (here n, m <= 5), both families, random BatchNorm statistics."""
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    for family in ("plain", "residual"):
+        for n in range(1, 6):
+            net = _trained_looking(family, 6 * n + 2, width=2, seed=n)
+            with torch.no_grad():
+                expected = net(x)
+                for m in range(n, 6):
+                    got = deepen_with_identity(net, 6 * m + 2)(x)
+                    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5), (family, n, m)
