@@ -75,9 +75,7 @@ def test_chapter_defines_no_model_dataset_or_training_loop(path: Path):
         src = _source(cell)
         if cell["cell_type"] == "code":
             for banned in BANNED_IN_CHAPTERS:
-                assert not re.search(banned, src, re.M), (
-                    f"{path.name} cell {i}: {banned!r}, move to resnet_lib"
-                )
+                assert not re.search(banned, src, re.M), f"{path.name} cell {i}: {banned!r}, move to resnet_lib"
 
 
 def test_toc_lists_every_notebook_and_every_entry_exists():
