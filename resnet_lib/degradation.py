@@ -117,7 +117,9 @@ def budget_summary(experiment: TrainingExperiment) -> str:
     steps_per_epoch = -(-len(data.train_y) // recipe.batch_size)
     steps = recipe.total_steps(steps_per_epoch)
     size = data.image_size
-    warm = f", a {recipe.warmup_steps}-step linear warm-up" if recipe.warmup_steps and recipe.warmup_lr is None else ""
+    warm = (
+        f", linear warm-up over {recipe.warmup_steps} steps" if recipe.warmup_steps and recipe.warmup_lr is None else ""
+    )
     if recipe.warmup_steps and recipe.warmup_lr is not None:
         warm = f", {recipe.warmup_steps} warm-up steps at lr {recipe.warmup_lr:g}"
     drops = " and ".join(f"{round(m * steps)}" for m in recipe.lr_milestones)

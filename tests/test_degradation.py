@@ -76,7 +76,7 @@ def test_budget_summary_names_the_data_the_steps_and_the_papers_budget():
     text = dg.budget_summary(TINY)
     assert "procedural stand-in" in text
     assert "64 training and 32 test images of 8x8" in text
-    assert "2 epochs = 4 steps" in text and "1-step linear warm-up" in text
+    assert "2 epochs = 4 steps" in text and "linear warm-up over 1 steps" in text
     assert "64,000 steps" in text and "16000x" in text
 
 
