@@ -1,6 +1,6 @@
 # The ResNet Book: two commands do all set-up on a fresh machine.
 #   make book   create .venv if missing, install, execute every notebook, build _build/html
-#   make test   same set-up, unit tests, nbval over book/, book build, browser test
+#   make test   same set-up, build the book, then unit tests + nbval over book/ + browser test
 # PROFILE chooses how big every experiment is (ci | default | full); see resnet_lib/profiles.py.
 
 SHELL := /bin/bash
@@ -15,8 +15,10 @@ export RESNET_BOOK_RESULTS ?= $(CURDIR)/_results
 export MPLBACKEND := agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-# Print how long each stage took.
-timed = start=$$(date +%s); $(1); echo "[stage] $(2): $$(( $$(date +%s) - start )) s"
+# Every stage prints how long it took.
+START = start=$$(date +%s)
+STOP = echo "[stage] $@: $$(( $$(date +%s) - start )) s"
+PIP = $(PY) -m pip install -q --disable-pip-version-check
 
 .PHONY: install book test unit notebooks browser-deps browser-test lint clean help
 
@@ -24,11 +26,13 @@ help:
 	@sed -n '2,5p' Makefile
 
 $(STAMP): requirements.txt pyproject.toml
-	@$(call timed, test -x $(PY) || $(PYTHON) -m venv $(VENV); \
-	  $(PY) -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | grep -v '^WARNING: Location' || true; \
-	  $(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | grep -v '^WARNING: Location' || true; \
-	  $(PY) -c 'import torch, torchvision, resnet_lib, jupyter_book, nbval, playwright', install)
-	@touch $(STAMP)
+	@$(START); \
+	test -x $(PY) || $(PYTHON) -m venv $(VENV); \
+	$(PIP) -r requirements.txt 2>&1 | { grep -v '^WARNING: Location' || true; }; \
+	$(PIP) --no-deps --no-build-isolation -e . 2>&1 | { grep -v '^WARNING: Location' || true; }; \
+	$(PY) -c 'import torch; import torchvision; import resnet_lib; import jupyter_book; import nbval; import playwright'; \
+	touch $(STAMP); \
+	echo "[stage] install: $$(( $$(date +%s) - start )) s"
 
 install: $(STAMP)
 
@@ -36,32 +40,35 @@ install: $(STAMP)
 # leave stale outputs in the book; trained runs are reused only through resnet_lib's
 # results cache, whose keys include a hash of the library's source.
 book: install
-	@rm -rf _build/html _build/jupyter_execute
-	@$(call timed, TQDM_DISABLE=1 $(VENV)/bin/jupyter-book build . -W -n --keep-going, book build (profile $(PROFILE)))
-	@test -f _build/html/index.html
+	@$(START); rm -rf _build/html _build/jupyter_execute; \
+	TQDM_DISABLE=1 $(VENV)/bin/jupyter-book build . -W -n --keep-going; \
+	test -f _build/html/index.html; \
+	echo "[stage] book build (profile $(PROFILE)): $$(( $$(date +%s) - start )) s"
 
 unit: install
-	@$(call timed, $(PY) -m pytest tests -q -m "not browser" --durations=10, unit tests)
+	@$(START); $(PY) -m pytest tests -q -m "not browser" --durations=10; $(STOP)
 
 notebooks: install
-	@$(call timed, $(PY) -m pytest --nbval-lax book --durations=0 -q, notebooks under nbval (profile $(PROFILE)))
+	@$(START); $(PY) -m pytest --nbval-lax book --durations=0 -q; $(STOP)
 
 browser-deps:
 	@command -v chromium >/dev/null || { echo "installing Debian's chromium"; \
-	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq; \
-	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium >/dev/null; }
+	  sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$sudo apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; }
 
 browser-test: install browser-deps
-	@$(call timed, RESNET_BOOK_REQUIRE_BUILD=1 $(PY) -m pytest tests -q -m browser, browser test)
+	@$(START); RESNET_BOOK_REQUIRE_BUILD=1 $(PY) -m pytest tests -q -m browser; $(STOP)
 
 # Everything CI runs: build the book (training runs land in the results cache), then one
 # pytest run over the unit tests, every notebook (nbval) and the built pages (browser).
 test: install browser-deps
 	@$(MAKE) --no-print-directory book
-	@$(call timed, RESNET_BOOK_REQUIRE_BUILD=1 $(PY) -m pytest tests book --nbval-lax --durations=15, pytest: unit + notebooks + browser)
+	@$(START); RESNET_BOOK_REQUIRE_BUILD=1 $(PY) -m pytest tests book --nbval-lax --durations=20; \
+	echo "[stage] pytest (unit + notebooks + browser): $$(( $$(date +%s) - start )) s"
 
 lint: install
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check resnet_lib tests benchmarks
 
 clean:
-	rm -rf _build _results screenshots
+	rm -rf _build _results
