@@ -49,14 +49,29 @@ class TrainingExperiment:
 
 @dataclass(frozen=True)
 class FeatureExperiment:
-    """Chapter 1: one trained ConvNet, and linear probes on its frozen features."""
+    """Chapter 1: linear probes on the frozen features of one trained ConvNet.
 
-    data: DataSpec
-    recipe: Recipe
-    width: int = 16
+    The ConvNet is not trained for this chapter alone: it is the degradation experiment's
+    ResNet-``depth`` (``cifar_run("residual", depth, profile.degradation)``, its first seed),
+    which chapters 3 and 5 train too, so the results cache trains it once for the book.
+    These fields size only the probes:
+
+    * ``pool``: every layer's feature maps are average-pooled to ``pool`` x ``pool`` first;
+    * ``probe_l2``, ``probe_iterations``: L2 penalty and L-BFGS iterations of each probe;
+    * ``baseline_l2s``: penalties tried for the raw-pixel and PCA baselines, which get their best;
+    * ``pca_components``: principal components of the pixels kept for the hand-made baseline;
+    * ``compare_pools``: grid sizes at which the first and last layer are probed too;
+    * ``seeds``: seeds of the untrained control nets (a probe is convex and needs no seed).
+    """
+
     depth: int = 20
-    probe_epochs: int = 30
-    seeds: tuple[int, ...] = (0,)
+    pool: int = 2
+    probe_l2: float = 1e-3
+    probe_iterations: int = 100
+    baseline_l2s: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1)
+    pca_components: int = 64
+    compare_pools: tuple[int, ...] = (1, 2, 4)
+    seeds: tuple[int, ...] = (0, 1, 2)
 
 
 @dataclass(frozen=True)
@@ -143,7 +158,7 @@ PROFILES: dict[str, Profile] = {
     "ci": Profile(
         name="ci",
         description="continuous integration: the whole book on 2 CPU cores in minutes",
-        features=FeatureExperiment(data=_CI_DATA, recipe=Recipe(epochs=5, warmup_steps=40), probe_epochs=30),
+        features=FeatureExperiment(),
         gradient_flow=GradientFlowExperiment(),
         # Chapters 3 and 5: 2 nets x 2 seeds x 240 steps each, about 2.5 min of training per chapter on 2 cores.
         # An 80-step warm-up lets plain-56 train partly (about 75% training error instead of 90%).
@@ -153,9 +168,7 @@ PROFILES: dict[str, Profile] = {
     "default": Profile(
         name="default",
         description="a reader's laptop: tens of minutes on a CPU, the paper's orderings at a small budget",
-        features=FeatureExperiment(
-            data=DataSpec(n_train=10000, n_test=2000, image_size=16), recipe=Recipe(epochs=10, warmup_steps=160)
-        ),
+        features=FeatureExperiment(),
         gradient_flow=GradientFlowExperiment(train_steps=50, explode_steps=300, seeds=(0, 1, 2, 3, 4)),
         degradation=TrainingExperiment(
             data=DataSpec(n_train=10000, n_test=2000, image_size=16),
@@ -166,7 +179,7 @@ PROFILES: dict[str, Profile] = {
     "full": Profile(
         name="full",
         description="the paper's CIFAR-10 recipe (45k/5k split, 64k iterations): for a GPU",
-        features=FeatureExperiment(data=DataSpec(dataset="cifar10", n_val=5000), recipe=Recipe(epochs=30)),
+        features=FeatureExperiment(seeds=(0, 1, 2, 3, 4)),
         gradient_flow=GradientFlowExperiment(
             data=DataSpec(dataset="cifar10", n_train=10000, n_test=2000),
             conv_width=16,

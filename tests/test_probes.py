@@ -1,0 +1,295 @@
+"""Linear probes, frozen features, the untrained control and the sample photo (chapter 1)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from resnet_lib import probes
+from resnet_lib.data import ImageDataset
+from resnet_lib.models import cifar_resnet, plain_cifar_net
+from resnet_lib.plotting_features import (
+    most_active_channels,
+    plot_feature_maps,
+    plot_first_layer_filters,
+    plot_probe_accuracy,
+)
+from resnet_lib.profiles import FeatureExperiment
+
+
+def _net(depth: int = 8, width: int = 4, seed: int = 0):
+    torch.manual_seed(seed)
+    return cifar_resnet(depth, width=width).eval()
+
+
+def _images(n: int, size: int = 8, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def _dataset(n_train: int = 120, n_test: int = 60, size: int = 8) -> ImageDataset:
+    """Three classes told apart by the mean of one colour channel: linearly separable in pixels."""
+    gen = torch.Generator().manual_seed(0)
+
+    def split(n):
+        y = torch.arange(n) % 3
+        x = 0.3 * torch.randn(n, 3, size, size, generator=gen)
+        x[torch.arange(n), y] += 1.0
+        return x, y
+
+    (tx, ty), (vx, vy) = split(n_train), split(n_test)
+    return ImageDataset("toy", "toy data", ("r", "g", "b"), tx, ty, vx, vy)
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def test_probe_layers_and_depths_follow_the_net():
+    net = _net(depth=20)
+    layers = probes.probe_layers(net)
+    assert layers[0] == "stem" and layers[-1] == "stage3.2" and len(layers) == 10
+    assert probes.layer_depths(net, layers) == [1, 3, 5, 7, 9, 11, 13, 15, 17, 19]
+    assert probes.probe_layers(net, every_block=False) == ["stem", "stage1.2", "stage2.2", "stage3.2"]
+    assert probes.layer_depths(net, ["pixels", "stem", "stage3.2"]) == [0, 1, 19]
+    assert set(layers) == set(net.feature_maps(_images(2)))
+    titles = probes.layer_titles(net, ["pixels", "stem", "stage2.2"])
+    assert titles == {"pixels": "raw pixels", "stem": "stem, layer 1", "stage2.2": "stage 2, block 3, layer 13"}
+
+
+@pytest.mark.parametrize("name", ["stage4.0", "stage1.3", "block1", "stage1.x"])
+def test_an_unknown_layer_is_refused_in_one_line(name):
+    net = _net(depth=20)
+    with pytest.raises(ValueError, match="unknown layer") as err:
+        probes.layer_depths(net, [name])
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="unknown layer"):
+        probes.frozen_features(net, _images(2), [name])
+
+
+# --------------------------------------------------------------------------- features
+
+
+def test_pooled_features_are_the_pooled_feature_maps_and_leave_the_mode_alone():
+    net, x = _net(), _images(10)
+    net.train()
+    feats = probes.pooled_features(net, x, [("stem", 2), ("stage3.0", 1), ("stem", 4)], batch_size=3)
+    assert net.training, "the net is returned in the mode it came in"
+    with torch.no_grad():
+        maps = net.eval().feature_maps(x)
+    torch.testing.assert_close(feats["stem", 2], F.adaptive_avg_pool2d(maps["stem"], 2).flatten(1))
+    torch.testing.assert_close(feats["stem", 4], F.adaptive_avg_pool2d(maps["stem"], 4).flatten(1))
+    assert feats["stem", 2].shape == (10, 4 * 4) and feats["stage3.0", 1].shape == (10, 16)
+
+
+def test_the_last_layer_pooled_to_one_pixel_is_what_the_classifier_sees():
+    net, x = _net(), _images(6)
+    last = probes.frozen_features(net, x, ["stage3.0"], pool=1)["stage3.0"]
+    with torch.no_grad():
+        torch.testing.assert_close(net.fc(last), net(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_bad_pool_is_refused():
+    with pytest.raises(ValueError, match="pool must be a grid size"):
+        probes.frozen_features(_net(), _images(2), ["stem"], pool=0)
+
+
+def test_pca_features_keep_the_directions_of_largest_variance():
+    gen = torch.Generator().manual_seed(1)
+    train = torch.randn(200, 6, generator=gen, dtype=torch.float64) * torch.tensor([5.0, 3, 2, 1, 0.5, 0.1])
+    test = torch.randn(20, 6, generator=gen, dtype=torch.float64)
+    tr, te = probes.pca_features(train, test, 3)
+    assert tr.shape == (200, 3) and te.shape == (20, 3)
+    cov = tr.T @ tr / (len(tr) - 1)
+    eig = torch.linalg.eigvalsh(torch.cov(train.T)).flip(0)[:3]
+    torch.testing.assert_close(cov.diagonal(), eig)  # projected variances are the top eigenvalues
+    torch.testing.assert_close(cov - torch.diag(cov.diagonal()), torch.zeros(3, 3, dtype=torch.float64))
+    full_tr, full_te = probes.pca_features(train, test, 6)  # all components: a rotation, distances kept
+    torch.testing.assert_close(torch.cdist(full_te, full_tr), torch.cdist(test, train))
+    with pytest.raises(ValueError, match=r"components must be in 1\.\.6"):
+        probes.pca_features(train, test, 7)
+
+
+def test_grey_share_is_one_for_colour_blind_filters_and_a_third_for_random_ones():
+    gen = torch.Generator().manual_seed(5)
+    pattern = torch.randn(8, 1, 3, 3, generator=gen)
+    torch.testing.assert_close(probes.grey_share(pattern.expand(8, 3, 3, 3)), torch.ones(8))
+    opponent = torch.cat([pattern, -pattern, torch.zeros_like(pattern)], dim=1)  # red minus green
+    torch.testing.assert_close(probes.grey_share(opponent), torch.zeros(8))
+    random = probes.grey_share(torch.randn(4000, 3, 3, 3, generator=gen))
+    assert abs(random.mean().item() - 1 / 3) < 0.01
+    with pytest.raises(ValueError, match="weight must be a convolution's"):
+        probes.grey_share(torch.zeros(3, 3))
+
+
+def test_untrained_copy_with_the_runs_seed_is_the_runs_initialization():
+    """``cifar_run`` seeds torch, then builds the net: the same seed rebuilds its starting point."""
+    torch.manual_seed(3)
+    start = cifar_resnet(8, width=4)
+    copy = probes.untrained_copy(_net(depth=8, width=4, seed=9), seed=3)
+    for a, b in zip(start.state_dict().values(), copy.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_calibrate_batchnorm_sets_the_statistics_of_the_data():
+    net, x = _net(), _images(40)
+    probes.calibrate_batchnorm(net, x, batch_size=8)  # equal batches: the average of means is the mean
+    bn = net.stem[1]
+    with torch.no_grad():
+        z = net.stem[0](x)
+    torch.testing.assert_close(bn.running_mean, z.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+    # Per-batch unbiased variances averaged: close to, not exactly, the pooled variance.
+    torch.testing.assert_close(bn.running_var, z.var(dim=(0, 2, 3)), rtol=0.05, atol=1e-4)
+    assert not net.training and bn.momentum == 0.1, "eval mode, the momentum restored"
+
+
+def test_untrained_copy_is_seeded_and_leaves_the_global_rng_alone():
+    net = _net(depth=8, width=4)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = probes.untrained_copy(net, seed=5)
+    torch.testing.assert_close(torch.rand(3), expected)
+    b, c = probes.untrained_copy(net, seed=5), probes.untrained_copy(net, seed=6)
+    torch.testing.assert_close(a.stem[0].weight, b.stem[0].weight)
+    assert not torch.equal(a.stem[0].weight, c.stem[0].weight)
+    assert (a.depth, a.width, a.residual) == (8, 4, True) and not a.training
+    plain = probes.untrained_copy(plain_cifar_net(8, width=4), seed=0)
+    assert not plain.residual
+    calibrated = probes.untrained_copy(net, seed=5, calibrate_on=_images(16))
+    assert not torch.equal(calibrated.stem[1].running_mean, a.stem[1].running_mean)
+
+
+# --------------------------------------------------------------------------- the probe
+
+
+def test_logistic_regression_reaches_the_minimum_autograd_agrees():
+    """At the returned weights, the gradient of the penalized loss (by torch.autograd, in float64) is ~0."""
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(150, 5, generator=gen, dtype=torch.float64)
+    y = (x[:, 0] + 0.5 * torch.randn(150, generator=gen, dtype=torch.float64) > 0).long() + (x[:, 1] > 1).long()
+    l2 = 0.05
+    weight, bias = probes.logistic_regression(x, y, num_classes=3, l2=l2, max_iter=200)
+    w, b = weight.clone().requires_grad_(), bias.clone().requires_grad_()
+    loss = F.cross_entropy(F.linear(x, w, b), y) + 0.5 * l2 * w.pow(2).sum()
+    gw, gb = torch.autograd.grad(loss, (w, b))
+    assert gw.abs().max() < 1e-5 and gb.abs().max() < 1e-5  # it starts near 0.3 at zero weights
+    # The penalty shrinks the weights: a larger l2 gives a smaller norm.
+    weight_big, _ = probes.logistic_regression(x, y, num_classes=3, l2=1.0, max_iter=200)
+    assert weight_big.norm() < weight.norm()
+
+
+def test_logistic_regression_restores_the_thread_count_and_refuses_bad_settings():
+    threads = torch.get_num_threads()
+    x, y = torch.randn(20, 3), torch.arange(20) % 2
+    probes.logistic_regression(x, y, num_classes=2, threads=1)
+    assert torch.get_num_threads() == threads
+    with pytest.raises(ValueError, match="max_iter must be >= 1 and l2 >= 0"):
+        probes.logistic_regression(x, y, num_classes=2, l2=-1.0)
+
+
+def test_a_probe_separates_separable_data_and_is_deterministic():
+    gen = torch.Generator().manual_seed(3)
+    centres = 3 * torch.randn(4, 10, generator=gen)
+    y = torch.arange(200) % 4
+    x = centres[y] + torch.randn(200, 10, generator=gen)
+    first = probes.fit_linear_probe(x[:150], y[:150], x[150:], y[150:])
+    assert first.train_accuracy == 1.0 and first.test_accuracy >= 0.95 and first.n_features == 10
+    assert probes.fit_linear_probe(x[:150], y[:150], x[150:], y[150:]) == first
+    # Features are standardized first: rescaling a feature changes nothing.
+    scaled = x * torch.linspace(0.01, 100, 10)
+    again = probes.fit_linear_probe(scaled[:150], y[:150], scaled[150:], y[150:])
+    assert abs(again.test_accuracy - first.test_accuracy) <= 1 / 50
+
+
+def test_a_probe_on_noise_is_near_chance_on_the_test_set():
+    gen = torch.Generator().manual_seed(4)
+    x, y = torch.randn(400, 50, generator=gen), torch.randint(0, 4, (400,), generator=gen)
+    result = probes.fit_linear_probe(x[:300], y[:300], x[300:], y[300:], l2=1e-3)
+    assert result.train_accuracy > 0.5 and result.test_accuracy < 0.45
+
+
+def test_a_probe_refuses_mismatched_inputs():
+    x, y = torch.randn(10, 3), torch.arange(10) % 2
+    with pytest.raises(ValueError, match=r"features must be \(N, D\)"):
+        probes.fit_linear_probe(x, y, torch.randn(5, 4), y[:5])
+    with pytest.raises(ValueError, match="same number of rows"):
+        probes.fit_linear_probe(x, y[:9], x, y)
+
+
+# --------------------------------------------------------------------------- the study
+
+
+def test_layer_probes_and_baselines_on_a_tiny_separable_set():
+    data = _dataset()
+    fx = FeatureExperiment(pool=2, probe_iterations=50, baseline_l2s=(1e-3, 1.0), pca_components=8, seeds=(0,))
+    net = _net(depth=8, width=4)
+    study = probes.layer_probes(net, data, fx, compare_pools=(1, 2), progress=False)
+    assert study.layers == ["stem", "stage1.0", "stage2.0", "stage3.0"] and study.depths == [1, 3, 5, 7]
+    assert study.first is study.results["stem"] and study.last is study.results["stage3.0"]
+    assert set(study.by_pool) == {1, 2} and set(study.by_pool[1]) == {"stem", "stage3.0"}
+    assert study.by_pool[2]["stem"] == study.first, "the experiment's grid is not probed twice"
+    assert study.results["stem"].n_features == 4 * 2 * 2
+    assert study.best_layer in study.layers and len(study.test_accuracies()) == 4
+    assert study.stage_starts() == [(3, "stage 1"), (5, "stage 2"), (7, "stage 3")]
+    base = probes.baseline_probes(data, fx, progress=False)
+    assert set(base) == {"raw pixels", "PCA"}
+    for b in base.values():
+        assert set(b.by_l2) == {1e-3, 1.0}
+        assert b.result.test_accuracy == max(r.test_accuracy for r in b.by_l2.values())
+        assert b.result == b.by_l2[b.l2]
+    assert base["raw pixels"].result.test_accuracy >= 0.95  # the toy classes are separable in pixels
+    assert base["PCA"].result.n_features == 8
+
+
+# --------------------------------------------------------------------------- the photo
+
+
+def test_sample_photo_is_a_square_rgb_image_in_the_unit_range():
+    photo = probes.sample_photo(16)
+    assert photo.shape == (3, 16, 16) and photo.dtype == torch.float32
+    assert photo.min() >= 0.0 and photo.max() <= 1.0 and photo.std() > 0.05
+    standard = probes.standardize_photo(photo)
+    torch.testing.assert_close(standard.mean(dim=(1, 2)), torch.zeros(3), atol=1e-5, rtol=0)
+    assert abs(standard.std().item() - 1.0) < 1e-4
+    with pytest.raises(ValueError, match="size must be a positive number of pixels"):
+        probes.sample_photo(0)
+
+
+def test_photo_feature_maps_have_the_stage_shapes():
+    net = _net(depth=8, width=4)
+    maps = probes.photo_feature_maps(net, probes.standardize_photo(probes.sample_photo(16)))
+    assert list(maps) == ["stem", "stage1.0", "stage2.0", "stage3.0"]
+    assert [tuple(m.shape) for m in maps.values()] == [(4, 16, 16), (4, 16, 16), (8, 8, 8), (16, 4, 4)]
+    with pytest.raises(ValueError, match=r"one image \(3, H, W\)"):
+        probes.photo_feature_maps(net, torch.zeros(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="unknown layer 'fc'"):
+        probes.photo_feature_maps(net, torch.zeros(3, 16, 16), ["fc"])
+
+
+# --------------------------------------------------------------------------- the figures
+
+
+def test_the_figures_name_the_dataset_and_label_their_axes():
+    net = _net(depth=8, width=4)
+    fig = plot_first_layer_filters({"trained": net.stem[0].weight}, "toy data", "Filters")
+    assert "toy data" in fig._suptitle.get_text() and fig._supxlabel.get_text()
+    photo = probes.sample_photo(16)
+    maps = probes.photo_feature_maps(net, probes.standardize_photo(photo))
+    fig = plot_feature_maps(photo, maps, "toy data", "Maps", channels=3)
+    assert "toy data" in fig._suptitle.get_text() and fig._supxlabel.get_text()
+    assert most_active_channels(maps["stem"], 2) == maps["stem"].mean(dim=(1, 2)).argsort(descending=True)[:2].tolist()
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots()
+    plot_probe_accuracy(ax, [1, 3], [0.5, 0.8], "toy data", untrained=[[0.4, 0.3], [0.45, 0.35]],
+                        baselines={"raw pixels": 0.3}, chance=0.1, stage_starts=[(3, "stage 1")])  # fmt: skip
+    assert "toy data" in ax.get_title() and ax.get_xlabel() and "%" in ax.get_ylabel()
+    with pytest.raises(ValueError, match="same length"):
+        plot_probe_accuracy(ax, [1, 3], [0.5], "toy data")
+    with pytest.raises(ValueError, match=r"must be \(out, 3, k, k\)"):
+        plot_first_layer_filters({"bad": torch.zeros(4, 1, 3, 3)}, "toy data", "Filters")
+    plt.close("all")
