@@ -186,9 +186,12 @@ def test_logistic_regression_restores_the_thread_count_and_refuses_bad_settings(
     threads = torch.get_num_threads()
     x, y = torch.randn(20, 3), torch.arange(20) % 2
     probes.logistic_regression(x, y, num_classes=2, threads=1)
+    probes.logistic_regression(x, y, num_classes=2, threads="auto")
     assert torch.get_num_threads() == threads
     with pytest.raises(ValueError, match="max_iter must be >= 1 and l2 >= 0"):
         probes.logistic_regression(x, y, num_classes=2, l2=-1.0)
+    with pytest.raises(ValueError, match="threads must be a positive int, 'auto' or None"):
+        probes.logistic_regression(x, y, num_classes=2, threads=0)
 
 
 def test_a_probe_separates_separable_data_and_is_deterministic():
