@@ -14,6 +14,11 @@ export RESNET_BOOK_PROFILE := $(PROFILE)
 export RESNET_BOOK_RESULTS ?= $(CURDIR)/_results
 export MPLBACKEND := agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# One intra-op thread: on the 2-core CI machine, a 2-thread training step took 42 s of CPU
+# where 1 thread took 1.3 s whenever the other core was busy (OpenMP threads waiting on each
+# other), and 1 thread alone is as fast as the 2-thread numbers of the reference table.
+# Override with `make test OMP_NUM_THREADS=4` on a bigger machine.
+export OMP_NUM_THREADS ?= 1
 
 # Every stage prints how long it took.
 START = start=$$(date +%s)
