@@ -12,7 +12,6 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export RESNET_BOOK_PROFILE := $(PROFILE)
 export RESNET_BOOK_RESULTS ?= $(CURDIR)/_results
-export MPLBACKEND := agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # One intra-op thread: on the 2-core CI machine, a 2-thread training step took 42 s of CPU
 # where 1 thread took 1.3 s whenever the other core was busy (OpenMP threads waiting on each
