@@ -8,8 +8,7 @@ deep nets over several seeds, at initialization and after a few training steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt
@@ -25,6 +24,7 @@ from resnet_lib.data import ImageDataset
 from resnet_lib.models.deep import ACTIVATIONS, ARCHITECTURES, deep_net, make_activation
 from resnet_lib.plotting import SERIES_COLORS, new_figure, titled
 from resnet_lib.profiles import GradientFlowExperiment
+from resnet_lib.threads import single_thread
 from resnet_lib.training import History, fit
 
 
@@ -145,23 +145,6 @@ class GradientFlow:
         if self.depth < 4:
             raise ValueError(f"per_layer_factor needs depth >= 4, got {self.depth}")
         return (norms[:, 1] / norms[:, -2]) ** (1.0 / (self.depth - 3))
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run PyTorch on one CPU thread inside the block (the previous setting is restored after).
-
-    These nets are small (64 units, 8 channels): a second thread buys little, and on a busy
-    2-core machine threads waiting for each other made a training step of the convolutional
-    net about ten times slower. One thread also makes runs repeat exactly across machines
-    with different core counts.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _probe_batch(data: ImageDataset, batch_size: int) -> tuple[Tensor, Tensor]:

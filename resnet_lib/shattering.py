@@ -18,8 +18,7 @@ deep plain nets a rough one (like white noise). This module measures how rough:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import ipywidgets as widgets
@@ -32,6 +31,7 @@ from tqdm.auto import tqdm
 
 from resnet_lib.models.scalar import scalar_net
 from resnet_lib.plotting import SERIES_COLORS, depth_shade, family_color
+from resnet_lib.threads import single_thread
 
 #: The input range of the paper's experiments.
 INPUT_RANGE = (-2.0, 2.0)
@@ -42,21 +42,6 @@ def input_grid(n_inputs: int = 256, low: float = INPUT_RANGE[0], high: float = I
     if not isinstance(n_inputs, int) or n_inputs < 2:
         raise ValueError(f"n_inputs must be an integer >= 2, got {n_inputs!r}")
     return torch.linspace(low, high, n_inputs)
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run PyTorch on one CPU thread inside the block (restored after).
-
-    The matrices here are small (256 x 200 x 200): a second thread buys nothing, and on
-    a busy machine threads that wait for each other made a sweep a hundred times slower.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _frozen_batch_norm_hook(module: nn.modules.batchnorm._BatchNorm, inputs: tuple[Tensor], output: Tensor) -> Tensor:
