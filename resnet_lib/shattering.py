@@ -18,7 +18,8 @@ deep plain nets a rough one (like white noise). This module measures how rough:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import ipywidgets as widgets
@@ -53,6 +54,27 @@ def _frozen_batch_norm_hook(module: nn.modules.batchnorm._BatchNorm, inputs: tup
     return F.batch_norm(x, mean, var, module.weight, module.bias, False, 0.0, module.eps)
 
 
+def _training_batch_norms(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+
+
+@contextmanager
+def _hooks_keeping_statistics(model: nn.Module, modules: Iterable[nn.Module], hook) -> Iterator[None]:
+    """Forward ``hook`` on ``modules`` inside the block; on exit the hooks are removed and the
+    running statistics of ``model``'s training-mode BatchNorm layers are restored."""
+    norms = _training_batch_norms(model)
+    saved = [{k: v.clone() for k, v in m.named_buffers()} for m in norms]
+    handles = [m.register_forward_hook(hook) for m in modules]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+        for m, buffers in zip(norms, saved, strict=True):
+            for k, v in buffers.items():
+                getattr(m, k).copy_(v)
+
+
 def input_gradients(model: nn.Module, x: Tensor) -> Tensor:
     """``df/dx`` of a scalar-to-scalar ``model`` at every point of ``x`` (shape ``(M,)``), one batched pass.
 
@@ -63,22 +85,12 @@ def input_gradients(model: nn.Module, x: Tensor) -> Tensor:
     """
     if x.dim() != 1:
         raise ValueError(f"x must be a 1-D tensor of scalar inputs, got shape {tuple(x.shape)}")
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
-    saved = [{k: v.clone() for k, v in m.named_buffers()} for m in norms]
-    handles = [m.register_forward_hook(_frozen_batch_norm_hook) for m in norms]
-    try:
-        with single_thread():
-            xg = x.detach().clone().requires_grad_(True)
-            out = model(xg).reshape(-1)
-            if out.shape != x.shape:
-                raise ValueError(f"model must map M scalars to M scalars; got output shape {tuple(out.shape)}")
-            (grad,) = torch.autograd.grad(out.sum(), xg)
-    finally:
-        for h in handles:
-            h.remove()
-        for m, buffers in zip(norms, saved, strict=True):
-            for k, v in buffers.items():
-                getattr(m, k).copy_(v)
+    with _hooks_keeping_statistics(model, _training_batch_norms(model), _frozen_batch_norm_hook), single_thread():
+        xg = x.detach().clone().requires_grad_(True)
+        out = model(xg).reshape(-1)
+        if out.shape != x.shape:
+            raise ValueError(f"model must map M scalars to M scalars; got output shape {tuple(out.shape)}")
+        (grad,) = torch.autograd.grad(out.sum(), xg)
     return grad.detach()
 
 
@@ -343,18 +355,9 @@ def activation_fractions(model: nn.Module, x: Tensor) -> list[np.ndarray]:
     def hook(_module: nn.Module, _inputs: tuple[Tensor], output: Tensor) -> None:
         fractions.append((output > 0).double().mean(0).numpy())
 
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
-    saved = [{k: v.clone() for k, v in m.named_buffers()} for m in norms]
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
-    try:
-        with torch.no_grad(), single_thread():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        for m, buffers in zip(norms, saved, strict=True):
-            for k, v in buffers.items():
-                getattr(m, k).copy_(v)
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    with _hooks_keeping_statistics(model, relus, hook), torch.no_grad(), single_thread():
+        model(x)
     return fractions
 
 

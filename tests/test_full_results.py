@@ -6,11 +6,11 @@ import json
 import shutil
 
 import pytest
-import torch
 
 import resnet_lib.reproduce as rp
 from resnet_lib.data import load_dataset
 from resnet_lib.full_results import FULL_RESULTS_ENV, full_results, full_results_dir, load_runs, provenance
+from resnet_lib.threads import single_thread
 from resnet_lib.training import evaluate
 
 # The full profile's path (45k/5k-style split, validation error, 'full' in every record) at toy size.
@@ -23,23 +23,17 @@ TINY_FULL = [
 @pytest.fixture(scope="module")
 def full_dir(tmp_path_factory):
     """A results folder made by the reproduction entry point at the full profile (toy sizes)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("full")
-    try:
+    with single_thread():
         assert rp.main([*TINY_FULL, "--families", "plain", "residual", "--seeds", "0", "1", "--out", str(out)]) == 0
-    finally:
-        torch.set_num_threads(before)
     return out
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
     """Evaluate as the runs were trained (one thread), so stored and recomputed errors agree exactly."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with single_thread():
+        yield
 
 
 def test_no_results_means_none(tmp_path, monkeypatch):

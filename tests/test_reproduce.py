@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 import resnet_lib.reproduce as rp
+from resnet_lib.threads import single_thread
 
 TINY = [
     "--profile", "ci", "--dataset", "standin", "--n-train", "256", "--n-test", "128", "--image-size", "8",
@@ -26,10 +26,8 @@ TINY = [
 @pytest.fixture(autouse=True)
 def one_thread():
     """Tiny nets are all overhead; one thread keeps them fast and steady on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with single_thread():
+        yield
 
 
 def _sweep(out: Path, *extra: str) -> None:
