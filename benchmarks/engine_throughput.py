@@ -10,13 +10,17 @@ For every model it times, interleaved round by round so that a busy machine slow
 * **torchvision**: ``torchvision.datasets.CIFAR10`` (reading a CIFAR-format folder written from
   the stand-in) with per-image PIL transforms (4-pixel pad + random crop, flip, ToTensor,
   Normalize), a ``DataLoader`` with shuffling, the model in the default memory format, SGD;
-* **engine**: ``resnet_lib.fit`` itself, one epoch over the same number of images (tensor-resident
-  data, batched augmentation, channels_last);
-* **model alone**: forward + backward + SGD step on one pre-made batch, in both memory formats:
-  what the model costs with no data handling at all.
+* **engine fp32**: ``resnet_lib.fit`` itself, one epoch over the same number of images (tensor-resident
+  data, batched augmentation, channels_last), in float32 as the paper trained;
+* **engine**: the same with ``Recipe(precision="auto")``, the book's ci and default profiles:
+  bfloat16 mixed precision where the CPU does bfloat16 in hardware (AVX512-BF16, AMX), else float32;
+* **model alone**: forward + backward + SGD step on one pre-made batch, in the default memory
+  format, in channels_last, and in channels_last at the engine's precision: what the model costs
+  with no data handling at all.
 
-It prints images/s, the engine's speed-up over torchvision and its share of the model-alone
-speed, the time spent on data handling alone, and how the time per epoch grows with depth.
+It prints images/s, the engine's speed-up over torchvision split into its two factors (memory
+format and data handling; arithmetic precision), the engine's share of the model-alone speed,
+the time spent on data handling alone, and how the time per epoch grows with depth.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from torchvision import transforms
 from resnet_lib.data import ImageDataset, iterate_batches, make_standin
 from resnet_lib.models import cifar_net
 from resnet_lib.recipe import Recipe
-from resnet_lib.training import fit
+from resnet_lib.training import fit, resolve_precision
 
 MODELS = {
     "resnet20": ("residual", 20),
@@ -52,7 +56,7 @@ MODELS = {
 }
 BATCH = 128
 EPOCH_IMAGES = 45_000  # the paper's training split
-METHODS = ("torchvision", "engine", "alone_nchw", "alone_cl")
+METHODS = ("torchvision", "engine_fp32", "engine", "alone_nchw", "alone_cl", "alone_cl_fast")
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 _clock = ["wall"]
 
@@ -145,14 +149,16 @@ def time_torchvision(net: torch.nn.Module, batches: Batches, steps: int) -> floa
     return clock() - start
 
 
-def time_engine(net: torch.nn.Module, data: ImageDataset, steps: int, seed: int) -> float:
+def time_engine(net: torch.nn.Module, data: ImageDataset, steps: int, seed: int, precision: str) -> float:
     """Seconds for one ``fit`` epoch of ``steps`` batches (includes its set-up and an 8-image test)."""
     start = clock()
-    fit(net, data, Recipe(epochs=1, lr=0.01), seed=seed, progress=False, device="cpu")
+    fit(net, data, Recipe(epochs=1, lr=0.01, precision=precision), seed=seed, progress=False, device="cpu")
     return clock() - start
 
 
-def time_alone(net: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, steps: int, channels_last: bool) -> float:
+def time_alone(
+    net: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, steps: int, channels_last: bool, precision: str = "fp32"
+) -> float:
     """Seconds for ``steps`` forward + backward + SGD steps on one pre-made batch."""
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -161,7 +167,9 @@ def time_alone(net: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, steps: 
     net.train()
     start = clock()
     for _ in range(steps):
-        loss = F.cross_entropy(net(xb), yb)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            logits = net(xb)
+        loss = F.cross_entropy(logits.float(), yb)
         loss.item()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -188,7 +196,7 @@ def data_only_ms(batches: Batches, data: ImageDataset, steps: int) -> dict[str, 
 # ----------------------------------------------------------------------------- the benchmark
 
 
-def run(models: list[str], steps: int, rounds: int, workers: int) -> dict:
+def run(models: list[str], steps: int, rounds: int, workers: int, fast: str) -> dict:
     n = steps * BATCH
     x, y, _, _ = make_standin(n, 0, seed=0)
     data = engine_dataset(x, y)
@@ -212,10 +220,11 @@ def run(models: list[str], steps: int, rounds: int, workers: int) -> dict:
                 net = nets[name][method]
                 if method == "torchvision":
                     t = time_torchvision(net, batches, steps)
-                elif method == "engine":
-                    t = time_engine(net, data, steps, seed=r)
+                elif method.startswith("engine"):
+                    t = time_engine(net, data, steps, seed=r, precision="fp32" if method == "engine_fp32" else fast)
                 else:
-                    t = time_alone(net, fixed_x, fixed_y, steps, channels_last=method == "alone_cl")
+                    precision = fast if method == "alone_cl_fast" else "fp32"
+                    t = time_alone(net, fixed_x, fixed_y, steps, method != "alone_nchw", precision)
                 if r:
                     seconds[name][method].append(t)
             if r:
@@ -225,7 +234,7 @@ def run(models: list[str], steps: int, rounds: int, workers: int) -> dict:
                 )
     data_ms = data_only_ms(batches, data, steps)
     tmp.cleanup()
-    return {"seconds": seconds, "data_ms": data_ms, "images_per_measurement": n}
+    return {"seconds": seconds, "data_ms": data_ms, "images_per_measurement": n, "fast_precision": fast}
 
 
 def summarize(result: dict, target: float) -> dict:
@@ -233,13 +242,19 @@ def summarize(result: dict, target: float) -> dict:
     n, rows = result["images_per_measurement"], {}
     for name, by_method in result["seconds"].items():
         ips = {m: statistics.median(n / t for t in ts) for m, ts in by_method.items()}
-        speedup = [tv / en for tv, en in zip(by_method["torchvision"], by_method["engine"], strict=True)]
-        share = [cl / en for cl, en in zip(by_method["alone_cl"], by_method["engine"], strict=True)]
+
+        def ratios(num: str, den: str, by_method: dict = by_method) -> list[float]:
+            return [a / b for a, b in zip(by_method[num], by_method[den], strict=True)]
+
+        speedup = ratios("torchvision", "engine")
         rows[name] = {
             "images_per_s": ips,
             "engine_over_torchvision": statistics.median(speedup),
             "engine_over_torchvision_range": (min(speedup), max(speedup)),
-            "engine_share_of_model_alone": statistics.median(share),
+            "engine_fp32_over_torchvision": statistics.median(ratios("torchvision", "engine_fp32")),
+            "engine_over_engine_fp32": statistics.median(ratios("engine_fp32", "engine")),
+            "engine_share_of_model_alone": statistics.median(ratios("alone_cl_fast", "engine")),
+            "engine_fp32_share_of_model_alone": statistics.median(ratios("alone_cl", "engine_fp32")),
             "target_met": statistics.median(speedup) >= target,
         }
     return rows
@@ -259,22 +274,38 @@ def depth_table(rows: dict) -> list[dict]:
 
 def print_report(result: dict, rows: dict, threads: int, workers: int, target: float) -> None:
     n_rounds = len(next(iter(result["seconds"].values()))["engine"])
+    fast = result["fast_precision"]
     print(
         f"\nThroughput, images/s ({_clock[0]} clock): batch {BATCH}, 32x32, {threads} threads, "
         f"DataLoader workers {workers}; "
-        f"median of {n_rounds} interleaved rounds of {result['images_per_measurement']} images"
+        f"median of {n_rounds} interleaved rounds of {result['images_per_measurement']} images. "
+        f"'engine' trains in {fast} (Recipe(precision='auto') here), 'engine fp32' as the paper did"
     )
-    head = f"{'model':10s} | {'torchvision':>11s} | {'engine':>7s} | {'alone NCHW':>10s} | {'alone CL':>8s} |"
-    head += f" {'engine/torchvision':>18s} | {'engine/alone CL':>15s}"
+    head = f"{'model':10s} | {'torchvision':>11s} | {'engine fp32':>11s} | {'engine':>7s} | {'alone NCHW':>10s} |"
+    head += f" {'alone CL':>8s} | {'alone CL ' + fast:>13s}"
     print(head)
     print("-" * len(head))
     for name, row in rows.items():
         ips = row["images_per_s"]
+        print(
+            f"{name:10s} | {ips['torchvision']:11.1f} | {ips['engine_fp32']:11.1f} | {ips['engine']:7.1f} | "
+            f"{ips['alone_nchw']:10.1f} | {ips['alone_cl']:8.1f} | {ips['alone_cl_fast']:13.1f}"
+        )
+    print(
+        f"\nRatios (median of per-round ratios). engine/torchvision = (engine fp32/torchvision: memory format "
+        f"and data handling) x (engine/engine fp32: {fast} arithmetic). "
+        f"engine/alone: 1.0 means data handling costs nothing."
+    )
+    head = f"{'model':10s} | {'engine/torchvision':>18s} | {'engine fp32/torchvision':>23s}"
+    head += f" | {'engine/engine fp32':>18s} | {'engine/alone':>12s} | {'engine fp32/alone':>17s}"
+    print(head)
+    print("-" * len(head))
+    for name, row in rows.items():
         lo, hi = row["engine_over_torchvision_range"]
         print(
-            f"{name:10s} | {ips['torchvision']:11.1f} | {ips['engine']:7.1f} | {ips['alone_nchw']:10.1f} | "
-            f"{ips['alone_cl']:8.1f} | {row['engine_over_torchvision']:5.2f}x ({lo:.2f}-{hi:.2f}) | "
-            f"{row['engine_share_of_model_alone']:14.2f}"
+            f"{name:10s} | {row['engine_over_torchvision']:5.2f}x ({lo:.2f}-{hi:.2f}) | "
+            f"{row['engine_fp32_over_torchvision']:22.2f}x | {row['engine_over_engine_fp32']:17.2f}x | "
+            f"{row['engine_share_of_model_alone']:12.2f} | {row['engine_fp32_share_of_model_alone']:17.2f}"
         )
     met = [name for name, row in rows.items() if row["target_met"]]
     print(f"target engine/torchvision >= {target}x: met by {len(met)} of {len(rows)} ({', '.join(met) or 'none'})")
@@ -313,6 +344,13 @@ def main(argv: list[str] | None = None) -> int:
         "CPU time is what the run would take on its own (default wall)",
     )
     parser.add_argument("--target", type=float, default=1.5, help="speed-up the engine should reach (default 1.5)")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="arithmetic of the 'engine' column: auto (bf16 where the CPU has it in hardware), fp32 or bf16; "
+        "'engine fp32' is always timed too (default auto)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the raw timings here")
     parser.add_argument("--quick", action="store_true", help="ResNet-20 and plain-56, 2 rounds")
     args = parser.parse_args(argv)
@@ -327,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, {threads} threads, models {args.models}")
-    result = run(args.models, args.steps, args.rounds, args.workers)
+    fast = resolve_precision("auto", "cpu") if args.precision == "auto" else args.precision
+    result = run(args.models, args.steps, args.rounds, args.workers, fast)
     rows = summarize(result, args.target)
     print_report(result, rows, threads, args.workers, args.target)
     if args.json:

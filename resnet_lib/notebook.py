@@ -37,10 +37,19 @@ def setup(seed: int = 0, profile: str | None = None, banner: bool = True) -> Pro
         )
         print(
             f"The ResNet Book, profile '{active.name}': {active.description}.\n"
-            f"torch {torch.__version__.split('+')[0]} on {where}{hardware}. "
-            f"Other profiles: RESNET_BOOK_PROFILE={'|'.join(PROFILES)}."
+            f"torch {torch.__version__.split('+')[0]} on {where}{hardware}; networks train in "
+            f"{training_arithmetic(active)}. Other profiles: RESNET_BOOK_PROFILE={'|'.join(PROFILES)}."
         )
     return active
+
+
+def training_arithmetic(profile: Profile | None = None) -> str:
+    """How this kernel's CIFAR networks train: ``"float32"`` or ``"bfloat16 mixed precision"``."""
+    from resnet_lib.training import default_device, resolve_precision
+
+    profile = profile or get_profile()
+    precision = resolve_precision(profile.degradation.recipe.precision, default_device())
+    return "bfloat16 mixed precision" if precision == "bf16" else "float32"
 
 
 def glue(name: str, value, display: bool = False):
@@ -75,6 +84,11 @@ def environment_table(profile: Profile | None = None) -> list[tuple[str, str]]:
             f"{len(data.test_y):,} test images of {data.image_size}x{data.image_size} pixels",
         ),
         ("dataset (chapter 4)", "256 evenly spaced scalar inputs on [-2, 2]"),
+        (
+            "training arithmetic (chapters 1, 3, 5)",
+            f"{training_arithmetic(profile)} (Recipe(precision={profile.degradation.recipe.precision!r}); "
+            "measurements of chapters 2 and 4 are float32)",
+        ),
         ("executed", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())),
         ("python / torch", f"{platform.python_version()} / {torch.__version__}"),
         (

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+#: Arithmetic a recipe may train in: the paper's float32, bfloat16 mixed precision, or the faster one here.
+PRECISIONS = ("fp32", "bf16", "auto")
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -15,6 +18,11 @@ class Recipe:
     or a constant ``warmup_lr`` when that is set (the paper's ResNet-110 warm-up).
     ``max_steps`` stops training part-way through an epoch (the paper counts
     iterations, not epochs).
+
+    ``precision`` is the arithmetic of the forward and backward pass: ``"fp32"`` (the paper),
+    ``"bf16"`` (autocast to bfloat16 with float32 weights, optimizer and loss: mixed precision),
+    or ``"auto"``: bf16 where the device does bfloat16 in hardware, else fp32. The engine
+    resolves ``"auto"`` per device (:func:`resnet_lib.training.resolve_precision`).
     """
 
     epochs: int = 182
@@ -29,6 +37,7 @@ class Recipe:
     max_steps: int | None = None
     augment: bool = True
     channels_last: bool = True
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -37,6 +46,8 @@ class Recipe:
             raise ValueError(f"lr_milestones are fractions of training in (0, 1), got {self.lr_milestones}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be None (no limit) or >= 1, got {self.max_steps}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
 

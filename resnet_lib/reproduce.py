@@ -30,13 +30,21 @@ from pathlib import Path
 import torch
 
 from resnet_lib.data import DATASETS, DatasetNotFoundError, ImageDataset, load_dataset
-from resnet_lib.distributed import DEVICES, World, barrier, broadcast_object, init_distributed, shutdown
+from resnet_lib.distributed import (
+    DEVICES,
+    World,
+    barrier,
+    broadcast_object,
+    init_distributed,
+    resolve_device,
+    shutdown,
+)
 from resnet_lib.full_results import FAMILIES, FinishedRun, load_runs, provenance, read_finished
 from resnet_lib.models import blocks_per_stage, cifar_net, count_parameters
 from resnet_lib.profiles import PROFILES, TrainingExperiment, profile_name
-from resnet_lib.recipe import Recipe
+from resnet_lib.recipe import PRECISIONS, Recipe
 from resnet_lib.results import FORMAT_VERSION, atomic_write_bytes, library_source_hash
-from resnet_lib.training import History, evaluate, fit
+from resnet_lib.training import History, evaluate, fit, resolve_precision
 
 #: He et al. (2016), Table 6: test error (%) and parameters (millions) of the CIFAR-10 ResNets.
 PAPER_TABLE6: dict[int, tuple[float, float]] = {
@@ -49,8 +57,6 @@ PAPER_TABLE6: dict[int, tuple[float, float]] = {
 }
 #: ResNet-110 is the one net the paper reports over 5 runs: best 6.43, mean 6.61 ± 0.16.
 PAPER_RESNET110_MEAN_STD = (6.61, 0.16)
-#: The paper's ResNet-110 warm-up: lr 0.01 until training error is below 80% (about 400 iterations).
-WARMUP_110 = {"warmup_steps": 400, "warmup_lr": 0.01}
 
 EPILOG = """\
 output (in --out):
@@ -170,6 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="linear warm-up iterations (at --profile full, ResNet-110 and deeper instead warm up at lr 0.01 "
         "for 400 iterations, as in the paper)",
     )
+    train.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="arithmetic: fp32 (the paper; the full profile's), bf16 mixed precision, or auto (bf16 where the "
+        "device does it in hardware: recent GPUs, CPUs with AVX512-BF16 or AMX); auto is resolved before training "
+        "and the results record what ran",
+    )
     run = p.add_argument_group("how to run")
     run.add_argument(
         "--device", choices=DEVICES, default="auto", help="auto (this process's GPU if any, else CPU), cpu or cuda"
@@ -213,8 +226,7 @@ class Plan:
 
     def recipe_for(self, depth: int) -> Recipe:
         """The profile's recipe; at the full profile, ResNet-110 and deeper get the paper's warm-up."""
-        recipe = self.experiment.recipe
-        return replace(recipe, **WARMUP_110) if self.profile == "full" and depth >= 110 else recipe
+        return self.experiment.recipe_for(depth)
 
     def config(self, family: str, depth: int, seed: int) -> dict:
         """Everything that shapes one run (the same fields as :func:`resnet_lib.runs.cifar_run` records)."""
@@ -245,11 +257,13 @@ def make_plan(args: argparse.Namespace) -> Plan:
     exp = PROFILES[profile].degradation
     data_over = {k: getattr(args, k) for k in ("dataset", "n_train", "n_val", "n_test", "image_size")}
     data = replace(exp.data, **{k: v for k, v in data_over.items() if v is not None})
-    recipe_over = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "warmup_steps")}
+    recipe_over = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "warmup_steps", "precision")}
     recipe_over = {k: v for k, v in recipe_over.items() if v is not None}
     if args.max_steps is not None:
         recipe_over["max_steps"] = args.max_steps or None
     recipe = replace(exp.recipe, **recipe_over)
+    if recipe.precision == "auto":  # decided here, for this machine, so that results files say what ran
+        recipe = replace(recipe, precision=resolve_precision("auto", resolve_device(args.device)))
     width = args.width if args.width is not None else exp.width
     experiment = replace(exp, data=data, recipe=recipe, width=width)
     if data.n_train is not None and data.n_train < recipe.batch_size:
@@ -347,7 +361,9 @@ def train_run(
     if world.is_main:
         val_loss = val_error = None
         if data.val_y is not None:
-            val_loss, val_error = evaluate(net, data.val_x, data.val_y, channels_last=recipe.channels_last)
+            val_loss, val_error = evaluate(
+                net, data.val_x, data.val_y, channels_last=recipe.channels_last, precision=recipe.precision
+            )
         record = {
             "format": FORMAT_VERSION,
             "name": name,

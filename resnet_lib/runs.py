@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 
 import torch
@@ -11,7 +11,7 @@ from resnet_lib.data import ImageDataset, load_dataset
 from resnet_lib.models import CifarNet, cifar_net
 from resnet_lib.profiles import DataSpec, TrainingExperiment, profile_name
 from resnet_lib.results import StoredRun, load_or_run
-from resnet_lib.training import History, default_device, fit
+from resnet_lib.training import History, default_device, fit, resolve_precision
 
 
 @lru_cache(maxsize=4)
@@ -56,16 +56,21 @@ def cifar_run(
 ) -> CifarRun:
     """Train ``family``-``depth`` (``"plain"`` or ``"residual"``) under ``experiment``, or load it.
 
-    The result is cached by model, data, recipe, seed, profile and library source, so
-    chapters 3 and 5 share their runs, and a notebook re-run loads instead of training.
+    The result is cached by model, data, recipe, seed, profile and library source, and by what
+    changes the arithmetic (device type, CPU threads, and the precision ``"auto"`` resolves to),
+    so chapters 3 and 5 share their runs, and a notebook re-run loads instead of training.
     """
     data = experiment_data(experiment.data)
+    device = default_device()
+    recipe = experiment.recipe_for(depth)  # the full profile warms ResNet-110 up, as the paper did
+    recipe = replace(recipe, precision=resolve_precision(recipe.precision, device))
     config = {
         "model": {"family": family, "depth": depth, "width": experiment.width, "shortcut": shortcut},
         "data": {**asdict(experiment.data), "resolved": data.name},
-        "recipe": experiment.recipe.as_dict(),
+        "recipe": recipe.as_dict(),
         "seed": seed,
         "profile": profile_name(),
+        "numerics": {"device": device.type, "threads": torch.get_num_threads()},
     }
     name = f"{family}{depth}-w{experiment.width}-s{seed}"
 
@@ -73,8 +78,8 @@ def cifar_run(
         torch.manual_seed(seed)
         net = cifar_net(family, depth, width=experiment.width, shortcut=shortcut)
         desc = f"{'ResNet' if family == 'residual' else 'plain'}-{depth} (seed {seed})"
-        history = fit(net, data, experiment.recipe, seed=seed, checkpoint=checkpoint, progress=progress, desc=desc)
-        record = {"history": history.to_dict(), "data": data.describe(), "device": str(default_device())}
+        history = fit(net, data, recipe, seed=seed, checkpoint=checkpoint, progress=progress, desc=desc)
+        record = {"history": history.to_dict(), "data": data.describe(), "device": str(device)}
         return record, net.state_dict()
 
     stored = load_or_run(name, config, train)

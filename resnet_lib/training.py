@@ -15,13 +15,14 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from resnet_lib.data import ImageDataset, iterate_batches
-from resnet_lib.recipe import Recipe
+from resnet_lib.recipe import PRECISIONS, Recipe
 
 
 @dataclass
 class History:
     """What a run did, epoch by epoch, as plain numbers (JSON-ready).
 
+    ``precision`` is the arithmetic the run used (``"fp32"`` or ``"bf16"``).
     ``epochs`` holds one dict per epoch: ``epoch``, ``step``, ``lr``, ``train_loss``,
     ``train_error`` (running average over the epoch's augmented mini-batches, as in
     He et al.'s curves), ``test_loss``, ``test_error`` and ``seconds``. A run whose loss
@@ -32,6 +33,7 @@ class History:
     step_losses: list[float] = field(default_factory=list)
     diverged: bool = False
     diverged_at_step: int | None = None
+    precision: str = "fp32"
 
     @property
     def final(self) -> dict:
@@ -51,6 +53,36 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` does bfloat16 arithmetic in hardware, so that autocasting to it pays.
+
+    GPUs: compute capability 8.0 (Ampere) and later. CPUs: x86 with AVX512-BF16 or AMX
+    (oneDNN then runs convolutions in bfloat16); elsewhere bfloat16 would be emulated, and slower.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        return torch.backends.mkldnn.is_available() and (
+            torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        )
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """``"fp32"`` or ``"bf16"``: a recipe's ``precision``, with ``"auto"`` decided for ``device``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
+def _autocast(precision: str, device: torch.device):
+    """Mixed precision for ``"bf16"`` (matrix products and convolutions in bfloat16), nothing for ``"fp32"``."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def _to_device(x: Tensor, device: torch.device, channels_last: bool) -> Tensor:
     x = x.to(device, non_blocking=True)
     return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
@@ -58,16 +90,24 @@ def _to_device(x: Tensor, device: torch.device, channels_last: bool) -> Tensor:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1000, channels_last: bool = True
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    batch_size: int = 1000,
+    channels_last: bool = True,
+    precision: str = "fp32",
 ) -> tuple[float, float]:
     """Mean cross-entropy loss and error rate (a fraction) of ``model`` in eval mode."""
     device = next(model.parameters()).device
+    precision = resolve_precision(precision, device)
     was_training = model.training
     model.eval()
     loss_sum, wrong = 0.0, 0
     for i in range(0, len(y), batch_size):
         xb, yb = _to_device(x[i : i + batch_size], device, channels_last), y[i : i + batch_size].to(device)
-        logits = model(xb)
+        with _autocast(precision, device):
+            logits = model(xb)
+        logits = logits.float()
         loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
         wrong += (logits.argmax(1) != yb).sum().item()
     model.train(was_training)
@@ -103,7 +143,9 @@ def _global_step_metrics(loss: Tensor, logits: Tensor, y: Tensor) -> tuple[float
 
 
 @torch.no_grad()
-def _evaluate_distributed(model: nn.Module, x: Tensor, y: Tensor, channels_last: bool) -> tuple[float, float]:
+def _evaluate_distributed(
+    model: nn.Module, x: Tensor, y: Tensor, channels_last: bool, precision: str
+) -> tuple[float, float]:
     """:func:`evaluate` with the test set shared out over ranks, all using rank 0's BatchNorm statistics."""
     rank, world_size = dist.get_rank(), dist.get_world_size()
     for buffer in model.buffers():
@@ -112,7 +154,7 @@ def _evaluate_distributed(model: nn.Module, x: Tensor, y: Tensor, channels_last:
     device = next(model.parameters()).device
     sums = torch.zeros(3, dtype=torch.float64, device=device)
     if len(ys):
-        loss, error = evaluate(model, xs, ys, channels_last=channels_last)
+        loss, error = evaluate(model, xs, ys, channels_last=channels_last, precision=precision)
         sums += torch.tensor([loss * len(ys), error * len(ys), len(ys)], dtype=torch.float64, device=device)
     dist.all_reduce(sums)
     loss_sum, wrong, n = sums.tolist()
@@ -156,6 +198,7 @@ def fit(
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     if distributed and device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
+    precision = resolve_precision(recipe.precision, device)
     model.to(device)
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -165,7 +208,7 @@ def fit(
     n = len(data.train_y)
     steps_per_epoch = math.ceil(n / recipe.batch_size)
     total_steps = recipe.total_steps(steps_per_epoch)
-    history, step, start_epoch = History(), 0, 0
+    history, step, start_epoch = History(precision=precision), 0, 0
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if distributed:
         state = _broadcast_checkpoint(ckpt_path, rank, device)
@@ -197,7 +240,9 @@ def fit(
             lr = recipe.lr_at(step, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            logits = net(_to_device(xb, device, recipe.channels_last))
+            with _autocast(precision, device):
+                logits = net(_to_device(xb, device, recipe.channels_last))
+            logits = logits.float()
             loss = F.cross_entropy(logits, yb)
             if distributed:
                 loss_value, n_batch, n_wrong = _global_step_metrics(loss, logits, yb)
@@ -221,9 +266,13 @@ def fit(
             if step % 10 == 0:
                 bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.3g}")
         if distributed:
-            test_loss, test_error = _evaluate_distributed(model, data.test_x, data.test_y, recipe.channels_last)
+            test_loss, test_error = _evaluate_distributed(
+                model, data.test_x, data.test_y, recipe.channels_last, precision
+            )
         else:
-            test_loss, test_error = evaluate(model, data.test_x, data.test_y, channels_last=recipe.channels_last)
+            test_loss, test_error = evaluate(
+                model, data.test_x, data.test_y, channels_last=recipe.channels_last, precision=precision
+            )
         history.epochs.append(
             {
                 "epoch": epoch + 1,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from resnet_lib.models import blocks_per_stage
+from resnet_lib.notebook import environment_table, training_arithmetic
 from resnet_lib.profiles import PROFILE_ENV, PROFILES, Profile, get_profile, profile_name, set_profile
+from resnet_lib.training import default_device, resolve_precision
 
 
 def test_the_default_profile_is_default():
@@ -57,3 +59,28 @@ def test_ci_is_smaller_than_default_and_full_is_the_papers_recipe():
     assert (r.max_steps, r.lr, r.batch_size, r.lr_milestones) == (64_000, 0.1, 128, (0.5, 0.75))
     assert r.total_steps(steps_per_epoch=352) == 64_000  # 45k / 128: 182 epochs cover 64k steps
     assert set(d.depths) == {20, 32, 44, 56, 110} and d.width == 16
+
+
+def test_the_full_profile_trains_in_float32_and_the_others_as_fast_as_the_device_allows():
+    assert PROFILES["full"].degradation.recipe.precision == "fp32"  # the paper's arithmetic
+    assert PROFILES["ci"].degradation.recipe.precision == PROFILES["default"].degradation.recipe.precision == "auto"
+    assert PROFILES["ci"].gradient_flow.recipe(10, 256).precision == "fp32"  # chapter 2 measures in float32
+
+
+def test_the_book_says_which_arithmetic_trained_its_networks():
+    expected = "bfloat16 mixed precision" if resolve_precision("auto", default_device()) == "bf16" else "float32"
+    assert training_arithmetic(PROFILES["ci"]) == expected
+    assert training_arithmetic(PROFILES["full"]) == "float32"
+    rows = dict(environment_table(PROFILES["ci"]))
+    assert rows["training arithmetic (chapters 1, 3, 5)"].startswith(expected)
+
+
+def test_only_the_full_profile_warms_resnet_110_up_as_the_paper_did():
+    full = PROFILES["full"].degradation
+    warm = full.recipe_for(110)
+    assert (warm.warmup_steps, warm.warmup_lr) == (400, 0.01)
+    assert [warm.lr_at(s, 64_000) for s in (0, 399, 400)] == pytest.approx([0.01, 0.01, 0.1])
+    assert full.recipe_for(56) == full.recipe
+    for name in ("ci", "default"):
+        experiment = PROFILES[name].degradation
+        assert experiment.recipe_for(110) == experiment.recipe

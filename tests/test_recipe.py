@@ -68,6 +68,7 @@ def test_a_recipe_is_plain_data():
         ({"lr_milestones": (0.0,)}, r"fractions of training in \(0, 1\)"),
         ({"max_steps": 0}, r"max_steps must be None \(no limit\) or >= 1"),
         ({"warmup_steps": -1}, "warmup_steps must be >= 0"),
+        ({"precision": "fp16"}, "unknown precision 'fp16'; choose one of: fp32, bf16, auto"),
     ],
 )
 def test_bad_recipes_are_refused_with_one_line(kwargs, message):

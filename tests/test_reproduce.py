@@ -16,6 +16,7 @@ import pytest
 
 import resnet_lib.reproduce as rp
 from resnet_lib.threads import single_thread
+from resnet_lib.training import resolve_precision
 
 TINY = [
     "--profile", "ci", "--dataset", "standin", "--n-train", "256", "--n-test", "128", "--image-size", "8",
@@ -69,6 +70,7 @@ def test_help_documents_every_option(capsys):
         (["--families", "dense"], "invalid choice: 'dense'"),
         (["--n-train", "100", "--batch-size", "128"], "smaller than one batch"),
         (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--precision", "fp16"], "invalid choice: 'fp16'"),
     ],
 )
 def test_bad_options_get_one_clear_line(argv, message, capsys, tmp_path):
@@ -93,6 +95,15 @@ def test_the_full_profile_is_the_papers_recipe():
     warm = plan.recipe_for(110)  # the paper's ResNet-110 warm-up: 0.01 for 400 iterations, then 0.1
     assert [warm.lr_at(s, 64_000) for s in (0, 399, 400)] == pytest.approx([0.01, 0.01, 0.1])
     assert plan.recipe_for(56) == recipe
+    assert recipe.precision == "fp32"  # the paper's arithmetic, unless --precision says otherwise
+
+
+def test_auto_precision_is_resolved_before_any_run_is_keyed():
+    parse = rp.build_parser().parse_args
+    assert rp.make_plan(parse(["--profile", "ci"])).experiment.recipe.precision == resolve_precision("auto", "cpu")
+    plan = rp.make_plan(parse(["--profile", "full", "--precision", "auto", "--device", "cpu"]))
+    assert plan.config("residual", 20, 0)["recipe"]["precision"] == resolve_precision("auto", "cpu")
+    assert rp.make_plan(parse(["--profile", "ci", "--precision", "fp32"])).experiment.recipe.precision == "fp32"
 
 
 # ----------------------------------------------------------------------------- one process

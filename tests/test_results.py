@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
 
 import resnet_lib.results as results
+import resnet_lib.runs as runs
 from resnet_lib.profiles import DataSpec, TrainingExperiment
 from resnet_lib.recipe import Recipe
 from resnet_lib.results import load_or_run, read_run, result_key
 from resnet_lib.runs import cifar_run
+from resnet_lib.training import resolve_precision
 
 CONFIG = {"model": {"family": "residual", "depth": 8}, "recipe": {"lr": 0.1}, "seed": 0, "profile": "ci"}
 
@@ -203,3 +206,44 @@ def test_cifar_run_trains_once_then_loads(capsys):
     assert not model.training and model.name == "plain-8"
     residual = cifar_run("residual", 8, experiment, progress=False)
     assert not residual.stored.from_cache  # another family, another key
+
+
+def test_cifar_run_keys_what_changes_the_arithmetic(monkeypatch):
+    """Threads and precision change a run's numbers, so they are part of its key (and recorded)."""
+    experiment = TrainingExperiment(
+        data=DataSpec(dataset="standin", n_train=64, n_test=32, image_size=8),
+        recipe=Recipe(epochs=1, batch_size=32, precision="auto"),
+        width=4,
+        depths=(8,),
+    )
+    first = cifar_run("plain", 8, experiment, progress=False)
+    config = first.stored.record["config"]
+    assert config["numerics"] == {"device": "cpu", "threads": torch.get_num_threads()}
+    assert config["recipe"]["precision"] == resolve_precision("auto", "cpu")  # resolved, never "auto"
+    assert first.history.precision == config["recipe"]["precision"]
+    before = torch.get_num_threads()
+    torch.set_num_threads(before + 1)
+    try:
+        assert not cifar_run("plain", 8, experiment, progress=False).stored.from_cache
+    finally:
+        torch.set_num_threads(before)
+    assert cifar_run("plain", 8, experiment, progress=False).stored.from_cache
+    monkeypatch.setattr(runs, "resolve_precision", lambda precision, device: "fp32")
+    fp32 = cifar_run("plain", 8, experiment, progress=False)
+    assert fp32.stored.record["config"]["recipe"]["precision"] == "fp32"
+    assert fp32.stored.from_cache == (config["recipe"]["precision"] == "fp32")
+
+
+def test_cifar_run_trains_deep_nets_with_the_experiments_deep_warmup():
+    experiment = TrainingExperiment(
+        data=DataSpec(dataset="standin", n_train=64, n_test=32, image_size=8),
+        recipe=Recipe(epochs=1, batch_size=32),
+        width=4,
+        depths=(8,),
+        deep_warmup_from=8,
+        deep_warmup_steps=1,
+    )
+    recipe = cifar_run("residual", 8, experiment, progress=False).stored.record["config"]["recipe"]
+    assert (recipe["warmup_steps"], recipe["warmup_lr"]) == (1, 0.01)
+    shallow = replace(experiment, deep_warmup_from=14)  # ResNet-8 is not deep enough to need it there
+    assert cifar_run("residual", 8, shallow, progress=False).stored.record["config"]["recipe"]["warmup_lr"] is None
