@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from resnet_lib.models import blocks_per_stage
 from resnet_lib.notebook import environment_table, training_arithmetic
 from resnet_lib.profiles import PROFILE_ENV, PROFILES, Profile, get_profile, profile_name, set_profile
+from resnet_lib.recipe import Recipe
 from resnet_lib.training import default_device, resolve_precision
 
 
@@ -61,18 +64,19 @@ def test_ci_is_smaller_than_default_and_full_is_the_papers_recipe():
     assert set(d.depths) == {20, 32, 44, 56, 110} and d.width == 16
 
 
-def test_the_full_profile_trains_in_float32_and_the_others_as_fast_as_the_device_allows():
-    assert PROFILES["full"].degradation.recipe.precision == "fp32"  # the paper's arithmetic
-    assert PROFILES["ci"].degradation.recipe.precision == PROFILES["default"].degradation.recipe.precision == "auto"
-    assert PROFILES["ci"].gradient_flow.recipe(10, 256).precision == "fp32"  # chapter 2 measures in float32
+def test_every_profile_trains_in_float32_as_the_paper_did():
+    for profile in PROFILES.values():  # bfloat16 is opt-in: it made ResNet-56 less stable at the ci budget
+        assert profile.degradation.recipe.precision == "fp32"
+        assert profile.gradient_flow.recipe(10, 256).precision == "fp32"
 
 
 def test_the_book_says_which_arithmetic_trained_its_networks():
-    expected = "bfloat16 mixed precision" if resolve_precision("auto", default_device()) == "bf16" else "float32"
-    assert training_arithmetic(PROFILES["ci"]) == expected
-    assert training_arithmetic(PROFILES["full"]) == "float32"
+    assert training_arithmetic(PROFILES["ci"]) == training_arithmetic(PROFILES["full"]) == "float32"
     rows = dict(environment_table(PROFILES["ci"]))
-    assert rows["training arithmetic (chapters 1, 3, 5)"].startswith(expected)
+    assert rows["training arithmetic (chapters 1, 3, 5)"].startswith("float32 (Recipe(precision='fp32')")
+    fast = replace(PROFILES["ci"], degradation=replace(PROFILES["ci"].degradation, recipe=Recipe(precision="auto")))
+    expected = "bfloat16 mixed precision" if resolve_precision("auto", default_device()) == "bf16" else "float32"
+    assert training_arithmetic(fast) == expected
 
 
 def test_only_the_full_profile_warms_resnet_110_up_as_the_paper_did():

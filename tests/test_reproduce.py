@@ -100,7 +100,8 @@ def test_the_full_profile_is_the_papers_recipe():
 
 def test_auto_precision_is_resolved_before_any_run_is_keyed():
     parse = rp.build_parser().parse_args
-    assert rp.make_plan(parse(["--profile", "ci"])).experiment.recipe.precision == resolve_precision("auto", "cpu")
+    auto = rp.make_plan(parse(["--profile", "ci", "--precision", "auto"])).experiment.recipe.precision
+    assert auto == resolve_precision("auto", "cpu")
     plan = rp.make_plan(parse(["--profile", "full", "--precision", "auto", "--device", "cpu"]))
     assert plan.config("residual", 20, 0)["recipe"]["precision"] == resolve_precision("auto", "cpu")
     assert rp.make_plan(parse(["--profile", "ci", "--precision", "fp32"])).experiment.recipe.precision == "fp32"
