@@ -273,6 +273,20 @@ def depth_table(rows: dict) -> list[dict]:
     return sorted(out, key=lambda r: (r["family"], r["depth"]))
 
 
+def print_table(columns: list[tuple[str, int]], rows: list[list[str]]) -> None:
+    """A header of ``(name, width)`` columns, a rule, and the rows (first column left-aligned, others right)."""
+
+    def line(cells: list[str]) -> str:
+        pairs = enumerate(zip(cells, columns, strict=True))
+        return " | ".join(f"{c:{'<' if i == 0 else '>'}{w}s}" for i, (c, (_, w)) in pairs)
+
+    head = line([name for name, _ in columns])
+    print(head)
+    print("-" * len(head))
+    for cells in rows:
+        print(line(cells))
+
+
 def print_report(result: dict, rows: dict, threads: int, workers: int, target: float) -> None:
     n_rounds = len(next(iter(result["seconds"].values()))["engine"])
     fast = result["fast_precision"]
@@ -280,34 +294,46 @@ def print_report(result: dict, rows: dict, threads: int, workers: int, target: f
         f"\nThroughput, images/s ({_clock[0]} clock): batch {BATCH}, 32x32, {threads} threads, "
         f"DataLoader workers {workers}; "
         f"median of {n_rounds} interleaved rounds of {result['images_per_measurement']} images. "
-        f"'engine' trains in {fast} (Recipe(precision='auto') here), 'engine fp32' as the paper did"
+        f"'engine' trains in {fast}, 'engine fp32' in float32 as the paper did"
     )
-    head = f"{'model':10s} | {'torchvision':>11s} | {'engine fp32':>11s} | {'engine':>7s} | {'alone NCHW':>10s} |"
-    head += f" {'alone CL':>8s} | {'alone CL ' + fast:>13s}"
-    print(head)
-    print("-" * len(head))
-    for name, row in rows.items():
-        ips = row["images_per_s"]
-        print(
-            f"{name:10s} | {ips['torchvision']:11.1f} | {ips['engine_fp32']:11.1f} | {ips['engine']:7.1f} | "
-            f"{ips['alone_nchw']:10.1f} | {ips['alone_cl']:8.1f} | {ips['alone_cl_fast']:13.1f}"
-        )
+    print_table(
+        [
+            ("model", 10),
+            ("torchvision", 11),
+            ("engine fp32", 11),
+            ("engine", 7),
+            ("alone NCHW", 10),
+            ("alone CL", 8),
+            (f"alone CL {fast}", 13),
+        ],
+        [[name, *(f"{row['images_per_s'][m]:.1f}" for m in METHODS)] for name, row in rows.items()],
+    )
     print(
         f"\nRatios (median of per-round ratios). engine/torchvision = (engine fp32/torchvision: memory format "
         f"and data handling) x (engine/engine fp32: {fast} arithmetic). "
         f"engine/alone: 1.0 means data handling costs nothing."
     )
-    head = f"{'model':10s} | {'engine/torchvision':>18s} | {'engine fp32/torchvision':>23s}"
-    head += f" | {'engine/engine fp32':>18s} | {'engine/alone':>12s} | {'engine fp32/alone':>17s}"
-    print(head)
-    print("-" * len(head))
-    for name, row in rows.items():
-        lo, hi = row["engine_over_torchvision_range"]
-        print(
-            f"{name:10s} | {row['engine_over_torchvision']:5.2f}x ({lo:.2f}-{hi:.2f}) | "
-            f"{row['engine_fp32_over_torchvision']:22.2f}x | {row['engine_over_engine_fp32']:17.2f}x | "
-            f"{row['engine_share_of_model_alone']:12.2f} | {row['engine_fp32_share_of_model_alone']:17.2f}"
-        )
+    print_table(
+        [
+            ("model", 10),
+            ("engine/torchvision", 18),
+            ("engine fp32/torchvision", 23),
+            ("engine/engine fp32", 18),
+            ("engine/alone", 12),
+            ("engine fp32/alone", 17),
+        ],
+        [
+            [
+                name,
+                "{:.2f}x ({:.2f}-{:.2f})".format(row["engine_over_torchvision"], *row["engine_over_torchvision_range"]),
+                f"{row['engine_fp32_over_torchvision']:.2f}x",
+                f"{row['engine_over_engine_fp32']:.2f}x",
+                f"{row['engine_share_of_model_alone']:.2f}",
+                f"{row['engine_fp32_share_of_model_alone']:.2f}",
+            ]
+            for name, row in rows.items()
+        ],
+    )
     for key, label in (("target_met", f"engine ({fast})"), ("target_met_fp32", "engine fp32")):
         met = [name for name, row in rows.items() if row[key]]
         print(f"target {label}/torchvision >= {target}x: met by {len(met)} of {len(rows)} ({', '.join(met) or 'none'})")
