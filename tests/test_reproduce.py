@@ -7,6 +7,7 @@ the point is the machinery, not the numbers.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -124,6 +125,15 @@ def test_sweep_writes_one_file_per_run_a_summary_and_a_plot(tmp_path):
     csv_rows = (out / "summary.csv").read_text().splitlines()
     assert len(csv_rows) == 3 and csv_rows[0].startswith("model,family,depth,parameters,seeds")
     assert (out / "fig6.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_bf16_sweep_records_its_arithmetic(tmp_path):
+    out = tmp_path / "out"
+    _sweep(out, "--families", "residual", "--precision", "bf16")
+    record = json.loads((out / "runs" / "residual-8-s0.json").read_text())
+    assert record["config"]["recipe"]["precision"] == record["history"]["precision"] == "bf16"
+    assert all(math.isfinite(v) for v in record["history"]["step_losses"])
+    assert json.loads((out / "sweep.json").read_text())["settings"]["recipe"]["precision"] == "bf16"
 
 
 def test_summary_sits_beside_the_papers_table_6():
