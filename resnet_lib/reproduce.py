@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from resnet_lib import paper
 from resnet_lib.data import DATASETS, DatasetNotFoundError, ImageDataset, load_dataset
 from resnet_lib.distributed import (
     DEVICES,
@@ -45,18 +46,6 @@ from resnet_lib.profiles import PROFILES, TrainingExperiment, profile_name
 from resnet_lib.recipe import PRECISIONS, Recipe
 from resnet_lib.results import FORMAT_VERSION, atomic_write_bytes, library_source_hash
 from resnet_lib.training import History, evaluate, fit, resolve_precision
-
-#: He et al. (2016), Table 6: test error (%) and parameters (millions) of the CIFAR-10 ResNets.
-PAPER_TABLE6: dict[int, tuple[float, float]] = {
-    20: (8.75, 0.27),
-    32: (7.51, 0.46),
-    44: (7.17, 0.66),
-    56: (6.97, 0.85),
-    110: (6.43, 1.7),
-    1202: (7.93, 19.4),
-}
-#: ResNet-110 is the one net the paper reports over 5 runs: best 6.43, mean 6.61 ± 0.16.
-PAPER_RESNET110_MEAN_STD = (6.61, 0.16)
 
 EPILOG = """\
 output (in --out):
@@ -408,7 +397,7 @@ def summary_rows(runs: list[FinishedRun]) -> list[dict]:
         test = [r.final["test_error"] for r in group if r.final]
         train = [r.final["train_error"] for r in group if r.final]
         val = [r.record["val_error"] for r in group if r.record.get("val_error") is not None]
-        paper = PAPER_TABLE6.get(depth) if family == "residual" else None
+        reported = paper.TABLE6.get(depth) if family == "residual" else None
         test_mean, test_std = _mean_std([100 * v for v in test]) if test else (None, None)
         rows.append(
             {
@@ -424,8 +413,8 @@ def summary_rows(runs: list[FinishedRun]) -> list[dict]:
                 "test_error": _pm(test),
                 "train_error": _pm(train),
                 "val_error": _pm(val),
-                "paper_test_error": paper[0] if paper else None,
-                "paper_parameters_m": paper[1] if paper else None,
+                "paper_test_error": reported[0] if reported else None,
+                "paper_parameters_m": reported[1] if reported else None,
             }
         )
     return rows
@@ -440,7 +429,7 @@ def summary_markdown(rows: list[dict], runs: list[FinishedRun]) -> str:
         "",
         "Errors in %, final iteration, mean ± standard deviation over seeds. The paper's numbers are its "
         "Table 6 (test error of the ResNets; the plain nets appear only in its Fig. 6; for ResNet-110 it "
-        f"reports the best of 5 runs, mean {PAPER_RESNET110_MEAN_STD[0]} ± {PAPER_RESNET110_MEAN_STD[1]}).",
+        f"reports the best of 5 runs, mean {paper.RESNET110_MEAN_STD[0]} ± {paper.RESNET110_MEAN_STD[1]}).",
     ]
     datasets = sorted({r.dataset_label for r in runs})
     if len(datasets) > 1:
@@ -453,11 +442,11 @@ def summary_markdown(rows: list[dict], runs: list[FinishedRun]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        paper = "—" if r["paper_test_error"] is None else f"{r['paper_test_error']:.2f}"
+        reported = "—" if r["paper_test_error"] is None else f"{r['paper_test_error']:.2f}"
         diverged = f" ({r['diverged']} diverged)" if r["diverged"] else ""
         lines.append(
             f"| {r['model']} | {r['parameters']:,} | {r['seeds']}{diverged} | {r['iterations']:,} | "
-            f"{r['train_error']} | {r['test_error']} | {r['val_error']} | {paper} |"
+            f"{r['train_error']} | {r['test_error']} | {r['val_error']} | {reported} |"
         )
     return "\n".join(lines) + "\n"
 

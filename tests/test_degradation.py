@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from resnet_lib import degradation as dg
-from resnet_lib import plotting
+from resnet_lib import paper, plotting
 from resnet_lib.models import cifar_net
 from resnet_lib.profiles import DataSpec, TrainingExperiment
 from resnet_lib.recipe import Recipe
@@ -109,3 +109,11 @@ def test_block_diagram_draws_the_shortcut_only_for_the_residual_block(residual):
     assert ("+" in texts) == residual
     assert ax.get_title() == ("residual block" if residual else "plain block")
     matplotlib.pyplot.close(fig)
+
+
+def test_the_exact_option_a_counts_round_to_what_table_6_prints():
+    for depth, count in dg.OPTION_A_PARAMETERS.items():
+        printed = paper.TABLE6[depth][1]
+        decimals = len(str(printed).split(".")[1])
+        assert round(count / 1e6, decimals) == printed, (depth, count, printed)
+        assert dg.TABLE6[depth] == (count, paper.TABLE6[depth][0])
