@@ -45,7 +45,7 @@ from torchvision import transforms
 from resnet_lib.data import ImageDataset, iterate_batches, make_standin
 from resnet_lib.models import cifar_net
 from resnet_lib.recipe import Recipe
-from resnet_lib.training import fit, resolve_precision
+from resnet_lib.training import fit, precision_autocast, resolve_precision
 
 MODELS = {
     "resnet20": ("residual", 20),
@@ -167,7 +167,7 @@ def time_alone(
     net.train()
     start = clock()
     for _ in range(steps):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with precision_autocast(precision, "cpu"):
             logits = net(xb)
         loss = F.cross_entropy(logits.float(), yb)
         loss.item()

@@ -8,6 +8,13 @@ from dataclasses import asdict, dataclass
 PRECISIONS = ("fp32", "bf16", "auto")
 
 
+def check_precision(precision: str) -> str:
+    """``precision`` itself when it is one of :data:`PRECISIONS`, else a one-line ``ValueError``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    return precision
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How a CIFAR network is trained. Defaults are He et al. (2016), section 4.2.
@@ -46,8 +53,7 @@ class Recipe:
             raise ValueError(f"lr_milestones are fractions of training in (0, 1), got {self.lr_milestones}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be None (no limit) or >= 1, got {self.max_steps}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
+        check_precision(self.precision)
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
 

@@ -43,7 +43,7 @@ from resnet_lib.distributed import (
 from resnet_lib.full_results import FAMILIES, FinishedRun, load_runs, provenance, read_finished
 from resnet_lib.models import blocks_per_stage, cifar_net, count_parameters
 from resnet_lib.profiles import PROFILES, TrainingExperiment, profile_name
-from resnet_lib.recipe import PRECISIONS, Recipe
+from resnet_lib.recipe import PRECISIONS
 from resnet_lib.results import FORMAT_VERSION, atomic_write_bytes, library_source_hash
 from resnet_lib.training import History, evaluate, fit, resolve_precision
 
@@ -213,10 +213,6 @@ class Plan:
         settings = {"profile": self.profile, "data": asdict(exp.data), "recipe": exp.recipe.as_dict()}
         return _jsonable({**settings, "width": exp.width, "shortcut": self.shortcut})
 
-    def recipe_for(self, depth: int) -> Recipe:
-        """The profile's recipe; at the full profile, ResNet-110 and deeper get the paper's warm-up."""
-        return self.experiment.recipe_for(depth)
-
     def config(self, family: str, depth: int, seed: int) -> dict:
         """Everything that shapes one run (the same fields as :func:`resnet_lib.runs.cifar_run` records)."""
         exp = self.experiment
@@ -224,7 +220,7 @@ class Plan:
             {
                 "model": {"family": family, "depth": depth, "width": exp.width, "shortcut": self.shortcut},
                 "data": asdict(exp.data),
-                "recipe": self.recipe_for(depth).as_dict(),
+                "recipe": self.experiment.recipe_for(depth).as_dict(),
                 "seed": seed,
                 "profile": self.profile,
             }
@@ -324,7 +320,7 @@ def train_run(
 ) -> History | None:
     """Train (or resume) one run; rank 0 writes its results file. ``None`` when stopped before the end."""
     config, name = plan.config(family, depth, seed), run_name(family, depth, seed)
-    recipe = plan.recipe_for(depth)
+    recipe = plan.experiment.recipe_for(depth)
     checkpoint = plan.out / "runs" / f"{name}-{_key(config)}.ckpt"
     torch.manual_seed(seed)
     net = cifar_net(family, depth, width=plan.experiment.width, shortcut=plan.shortcut)

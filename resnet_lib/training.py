@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from resnet_lib.data import ImageDataset, iterate_batches
-from resnet_lib.recipe import PRECISIONS, Recipe
+from resnet_lib.recipe import Recipe, check_precision
 
 
 @dataclass
@@ -71,16 +71,14 @@ def native_bf16(device: torch.device | str) -> bool:
 
 def resolve_precision(precision: str, device: torch.device | str) -> str:
     """``"fp32"`` or ``"bf16"``: a recipe's ``precision``, with ``"auto"`` decided for ``device``."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
-    if precision == "auto":
+    if check_precision(precision) == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     return precision
 
 
-def _autocast(precision: str, device: torch.device):
+def precision_autocast(precision: str, device: torch.device | str) -> torch.autocast:
     """Mixed precision for ``"bf16"`` (matrix products and convolutions in bfloat16), nothing for ``"fp32"``."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def _to_device(x: Tensor, device: torch.device, channels_last: bool) -> Tensor:
@@ -105,7 +103,7 @@ def evaluate(
     loss_sum, wrong = 0.0, 0
     for i in range(0, len(y), batch_size):
         xb, yb = _to_device(x[i : i + batch_size], device, channels_last), y[i : i + batch_size].to(device)
-        with _autocast(precision, device):
+        with precision_autocast(precision, device):
             logits = model(xb)
         logits = logits.float()
         loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
@@ -240,7 +238,7 @@ def fit(
             lr = recipe.lr_at(step, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with _autocast(precision, device):
+            with precision_autocast(precision, device):
                 logits = net(_to_device(xb, device, recipe.channels_last))
             logits = logits.float()
             loss = F.cross_entropy(logits, yb)

@@ -93,9 +93,9 @@ def test_the_full_profile_is_the_papers_recipe():
     lrs = [recipe.lr_at(s, 64_000) for s in (0, 31_999, 32_000, 47_999, 48_000, 63_999)]
     assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
     assert plan.depths == (20, 32, 44, 56, 110)
-    warm = plan.recipe_for(110)  # the paper's ResNet-110 warm-up: 0.01 for 400 iterations, then 0.1
+    warm = plan.experiment.recipe_for(110)  # the paper's ResNet-110 warm-up: 0.01 for 400 iterations, then 0.1
     assert [warm.lr_at(s, 64_000) for s in (0, 399, 400)] == pytest.approx([0.01, 0.01, 0.1])
-    assert plan.recipe_for(56) == recipe
+    assert plan.experiment.recipe_for(56) == recipe
     assert recipe.precision == "fp32"  # the paper's arithmetic, unless --precision says otherwise
 
 
