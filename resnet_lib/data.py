@@ -25,6 +25,8 @@ from resnet_lib.profiles import DataSpec
 
 DATASETS = ("auto", "cifar10", "standin")
 DATA_ENV = "RESNET_BOOK_DATA"
+#: Overrides ``dataset="auto"`` for a whole run (``make test`` runs the book once on each dataset).
+DATASET_ENV = "RESNET_BOOK_DATASET"
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 STANDIN_CLASSES = (
     "disc", "ring", "square", "square outline", "triangle",
@@ -68,6 +70,14 @@ class ImageDataset:
             "image_size": self.image_size,
             "normalized": self.normalized,
         }
+
+
+def auto_dataset() -> str:
+    """What ``dataset="auto"`` means in this process: ``$RESNET_BOOK_DATASET`` when set, else ``"auto"``."""
+    choice = os.environ.get(DATASET_ENV) or "auto"
+    if choice not in DATASETS:
+        raise ValueError(f"{DATASET_ENV}={choice!r} is not a dataset; choose one of: {', '.join(DATASETS)}")
+    return choice
 
 
 def default_data_root() -> Path:
@@ -256,7 +266,8 @@ def load_dataset(
     """The images a :class:`DataSpec` describes, as one :class:`ImageDataset`.
 
     ``dataset="auto"`` uses CIFAR-10 when it is on disk or can be downloaded, else prints
-    one line and uses the stand-in. Images are scaled to [0, 1], averaged down to
+    one line and uses the stand-in; ``$RESNET_BOOK_DATASET`` (``cifar10`` or ``standin``)
+    decides for it instead. Images are scaled to [0, 1], averaged down to
     ``image_size``, and (``normalize``) have the per-pixel training mean subtracted and
     are divided by the training set's overall standard deviation; with ``normalize=False``
     they are left as raw pixel values in [0, 255] (floats). ``n_train``/``n_test`` of
@@ -269,13 +280,14 @@ def load_dataset(
     for field, value in (("n_train", spec.n_train), ("n_test", spec.n_test)):
         if value is not None and value < 1:
             raise ValueError(f"{field} must be None (all images) or >= 1, got {value}")
-    name = spec.dataset
+    requested = auto_dataset() if spec.dataset == "auto" else spec.dataset
+    name = requested
     if name in ("auto", "cifar10"):
         try:
             tx, ty, vx, vy = load_cifar10(root, download=True)
             name = "cifar10"
         except DatasetNotFoundError as exc:
-            if spec.dataset == "cifar10":
+            if requested == "cifar10":
                 raise
             if verbose:
                 print(f"CIFAR-10 unavailable, using the {STANDIN_LABEL}: {str(exc).split(';')[0]}")

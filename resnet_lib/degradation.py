@@ -14,14 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from resnet_lib import paper
-from resnet_lib.models import blocks_per_stage, cifar_net, count_parameters
+from resnet_lib.models import FAMILIES, blocks_per_stage, cifar_net, count_parameters
 from resnet_lib.profiles import TrainingExperiment
-from resnet_lib.runs import CifarRun, cifar_run, experiment_data
-
-FAMILIES = ("plain", "residual")
+from resnet_lib.runs import CifarRun, experiment_data, train_runs
 
 #: Exact parameter counts of the paper's option-A CIFAR ResNets, which Table 6 prints rounded
 #: (0.27M, ...); 269,722 for ResNet-20 is the count reference re-implementations report.
@@ -43,18 +40,30 @@ def train_nets(
 ) -> dict[int, list[CifarRun]]:
     """``{depth: [run for each seed]}`` for ``family`` (``"plain"`` or ``"residual"``) under ``experiment``.
 
-    Each run goes through :func:`resnet_lib.cifar_run`, so it is trained once and then
-    loaded from the results cache, by this chapter or any other that asks for it.
+    Each run goes through :func:`resnet_lib.runs.train_runs`, so it is trained once (in one
+    process per core where PyTorch runs one thread) and then loaded from the results cache,
+    by this chapter or any other that asks for it.
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; choose 'plain' or 'residual'")
     depths = experiment.depths if depths is None else depths
-    jobs = [(d, s) for d in depths for s in experiment.seeds]
+    jobs = [(family, d, s) for d in depths for s in experiment.seeds]
     runs: dict[int, list[CifarRun]] = {d: [] for d in depths}
-    name = "plain" if family == "plain" else "ResNet"
-    for depth, seed in tqdm(jobs, desc=f"{name} nets", disable=not progress, unit="net"):
-        runs[depth].append(cifar_run(family, depth, experiment, seed=seed, progress=progress))
+    for run in train_runs(jobs, experiment, progress=progress):
+        runs[run.depth].append(run)
     return runs
+
+
+def seed_verdict(first: tuple[float, ...], second: tuple[float, ...]) -> str:
+    """``"ahead"`` when every seed of ``first`` has a lower error than every seed of ``second``, ``"behind"``
+    when every one is higher, and ``"unresolved"`` when the two spreads over seeds overlap."""
+    if not first or not second:
+        raise ValueError("seed_verdict needs at least one error on each side")
+    if max(first) < min(second):
+        return "ahead"
+    if min(first) > max(second):
+        return "behind"
+    return "unresolved"
 
 
 @dataclass(frozen=True)
@@ -178,6 +187,7 @@ __all__ = [
     "final_errors",
     "format_table6",
     "logits",
+    "seed_verdict",
     "table6_rows",
     "train_nets",
 ]

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, replace
 
+import torch
+
 from resnet_lib.recipe import Recipe
 
 PROFILE_ENV = "RESNET_BOOK_PROFILE"
@@ -53,6 +55,15 @@ class TrainingExperiment:
     deep_warmup_from: int | None = None
     deep_warmup_steps: int = 400
     deep_warmup_lr: float = 0.01
+    longer_plain: int = 0
+
+    def longer(self, factor: int) -> TrainingExperiment:
+        """The same experiment with ``factor`` times the epochs and steps (warm-up unchanged; rate drops
+        at the same fractions of training)."""
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+            raise ValueError(f"factor must be a whole number >= 1, got {factor!r}")
+        steps = None if self.recipe.max_steps is None else self.recipe.max_steps * factor
+        return replace(self, recipe=replace(self.recipe, epochs=self.recipe.epochs * factor, max_steps=steps))
 
     def recipe_for(self, depth: int) -> Recipe:
         """The recipe a net of ``depth`` layers trains with (the deep warm-up applied where it is due)."""
@@ -153,7 +164,12 @@ class ShatteringExperiment:
 
 @dataclass(frozen=True)
 class Profile:
-    """Everything size-related, one field per experiment."""
+    """Everything size-related, one field per experiment.
+
+    ``degradation_on_gpu``, where a profile has one, replaces ``degradation`` when PyTorch sees a
+    CUDA device (a Colab GPU runtime, say): the same chapters and checks at a budget a GPU trains
+    in minutes and a CPU in hours (:func:`get_profile`).
+    """
 
     name: str
     description: str
@@ -161,9 +177,18 @@ class Profile:
     gradient_flow: GradientFlowExperiment
     degradation: TrainingExperiment
     shattering: ShatteringExperiment = field(default_factory=ShatteringExperiment)
+    degradation_on_gpu: TrainingExperiment | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def for_device(self, device: str) -> Profile:
+        """This profile as it runs on ``device`` (``"cpu"`` or ``"cuda"``): the GPU budget where there is one."""
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"unknown device {device!r}; choose 'cpu' or 'cuda'")
+        if device == "cuda" and self.degradation_on_gpu is not None:
+            return replace(self, degradation=self.degradation_on_gpu, degradation_on_gpu=None)
+        return self
 
 
 _CI_DATA = DataSpec(dataset="auto", n_train=5000, n_test=1000, image_size=16)
@@ -234,9 +259,11 @@ def profile_name() -> str:
     return _check_name(_override or os.environ.get(PROFILE_ENV) or "default")
 
 
-def get_profile() -> Profile:
-    """The active :class:`Profile`."""
-    return PROFILES[profile_name()]
+def get_profile(device: str | None = None) -> Profile:
+    """The active :class:`Profile`, sized for ``device`` (default: CUDA when PyTorch sees it, else the CPU)."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return PROFILES[profile_name()].for_device(device)
 
 
 __all__ = [

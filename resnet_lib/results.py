@@ -97,6 +97,12 @@ def read_run(json_path: Path) -> StoredRun | None:
         return None
 
 
+def stored_run(name: str, config: dict, directory: Path | None = None) -> StoredRun | None:
+    """The finished run stored for ``(name, config)``, or ``None`` when there is none (or it is corrupt)."""
+    json_path, _ = _paths(name, result_key({"name": name, **config}), directory or results_dir())
+    return read_run(json_path)
+
+
 def load_or_run(
     name: str,
     config: dict,

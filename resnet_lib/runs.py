@@ -1,16 +1,26 @@
-"""The CIFAR runs the chapters share: one call trains (or loads) one network of an experiment."""
+"""The CIFAR runs the chapters share: one call trains (or loads) one network of an experiment.
+
+:func:`train_runs` trains several at once: where PyTorch runs one thread per process (the
+Makefile's ``OMP_NUM_THREADS=1``), the nets that are not in the results cache yet train in
+one worker process per CPU core, each on one thread, so the runs and their cache keys are
+those of a one-thread run in the notebook itself.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 
 import torch
+from tqdm.auto import tqdm
 
 from resnet_lib.data import ImageDataset, load_dataset
-from resnet_lib.models import CifarNet, cifar_net
-from resnet_lib.profiles import DataSpec, TrainingExperiment, profile_name
-from resnet_lib.results import StoredRun, load_or_run
+from resnet_lib.models import FAMILIES, CifarNet, cifar_net
+from resnet_lib.profiles import DataSpec, TrainingExperiment, profile_name, set_profile
+from resnet_lib.results import StoredRun, load_or_run, stored_run
 from resnet_lib.training import History, default_device, fit, resolve_precision
 
 
@@ -18,6 +28,11 @@ from resnet_lib.training import History, default_device, fit, resolve_precision
 def experiment_data(spec: DataSpec, seed: int = 0) -> ImageDataset:
     """The dataset of an experiment, generated or read once per process."""
     return load_dataset(spec, seed=seed)
+
+
+def net_label(family: str, depth: int) -> str:
+    """``"ResNet-56"`` or ``"plain-56"``."""
+    return f"{'ResNet' if family == 'residual' else 'plain'}-{depth}"
 
 
 @dataclass
@@ -34,7 +49,7 @@ class CifarRun:
 
     @property
     def label(self) -> str:
-        return f"{'ResNet' if self.family == 'residual' else 'plain'}-{self.depth}"
+        return net_label(self.family, self.depth)
 
     @property
     def dataset_label(self) -> str:
@@ -44,6 +59,23 @@ class CifarRun:
         """The trained network, on the CPU, in eval mode."""
         net = cifar_net(self.family, self.depth, width=self.width, shortcut=self.shortcut)
         return self.stored.load_weights(net).eval()
+
+
+def _run_config(family: str, depth: int, experiment: TrainingExperiment, seed: int, shortcut: str):
+    """The results-cache name, configuration and recipe of one run."""
+    data = experiment_data(experiment.data)
+    device = default_device()
+    recipe = experiment.recipe_for(depth)  # the full profile warms ResNet-110 up, as the paper did
+    recipe = replace(recipe, precision=resolve_precision(recipe.precision, device))
+    config = {
+        "model": {"family": family, "depth": depth, "width": experiment.width, "shortcut": shortcut},
+        "data": {**asdict(experiment.data), "resolved": data.name},
+        "recipe": recipe.as_dict(),
+        "seed": seed,
+        "profile": profile_name(),
+        "numerics": {"device": device.type, "threads": torch.get_num_threads()},
+    }
+    return f"{family}{depth}-w{experiment.width}-s{seed}", config, recipe
 
 
 def cifar_run(
@@ -61,28 +93,107 @@ def cifar_run(
     so chapters 3 and 5 share their runs, and a notebook re-run loads instead of training.
     """
     data = experiment_data(experiment.data)
-    device = default_device()
-    recipe = experiment.recipe_for(depth)  # the full profile warms ResNet-110 up, as the paper did
-    recipe = replace(recipe, precision=resolve_precision(recipe.precision, device))
-    config = {
-        "model": {"family": family, "depth": depth, "width": experiment.width, "shortcut": shortcut},
-        "data": {**asdict(experiment.data), "resolved": data.name},
-        "recipe": recipe.as_dict(),
-        "seed": seed,
-        "profile": profile_name(),
-        "numerics": {"device": device.type, "threads": torch.get_num_threads()},
-    }
-    name = f"{family}{depth}-w{experiment.width}-s{seed}"
+    name, config, recipe = _run_config(family, depth, experiment, seed, shortcut)
 
     def train(checkpoint):
         torch.manual_seed(seed)
         net = cifar_net(family, depth, width=experiment.width, shortcut=shortcut)
-        desc = f"{'ResNet' if family == 'residual' else 'plain'}-{depth} (seed {seed})"
+        desc = f"{net_label(family, depth)} (seed {seed})"
         history = fit(net, data, recipe, seed=seed, checkpoint=checkpoint, progress=progress, desc=desc)
-        record = {"history": history.to_dict(), "data": data.describe(), "device": str(device)}
+        record = {"history": history.to_dict(), "data": data.describe(), "device": str(default_device())}
         return record, net.state_dict()
 
     stored = load_or_run(name, config, train)
     return CifarRun(
         family, depth, seed, History.from_dict(stored.record["history"]), stored, experiment.width, shortcut
     )
+
+
+def is_stored(family: str, depth: int, experiment: TrainingExperiment, seed: int = 0, shortcut: str = "A") -> bool:
+    """Whether :func:`cifar_run` would load this run from the results cache rather than train it."""
+    name, config, _ = _run_config(family, depth, experiment, seed, shortcut)
+    return stored_run(name, config) is not None
+
+
+def worker_count(jobs: int) -> int:
+    """How many processes :func:`train_runs` trains ``jobs`` nets in.
+
+    One per CPU core (at most ``jobs``) where PyTorch runs one thread on the CPU, so that a
+    worker's run is exactly the one-thread run it replaces; else 1 (PyTorch's own threads, or
+    a GPU, already use the machine).
+    """
+    if default_device().type != "cpu" or torch.get_num_threads() != 1:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(jobs, cores))
+
+
+def _train_in_worker(family: str, depth: int, experiment: TrainingExperiment, seed: int, shortcut: str, profile: str):
+    torch.set_num_threads(1)
+    set_profile(profile)
+    cifar_run(family, depth, experiment, seed=seed, shortcut=shortcut, progress=False)
+
+
+def train_runs(
+    jobs: list[tuple[str, int, int]],
+    experiment: TrainingExperiment,
+    shortcut: str = "A",
+    progress: bool = True,
+    workers: int | None = None,
+) -> list[CifarRun]:
+    """:func:`cifar_run` for every ``(family, depth, seed)`` of ``jobs``, in that order.
+
+    Runs missing from the results cache train first, in :func:`worker_count` processes when
+    that is more than one (one progress bar counts finished nets), else one after the other here.
+    """
+    missing = [(f, d, s) for f, d, s in jobs if not is_stored(f, d, experiment, seed=s, shortcut=shortcut)]
+    workers = worker_count(len(missing)) if workers is None else workers
+    if workers > 1 and len(missing) > 1:
+        context = multiprocessing.get_context("spawn")
+        with (
+            ProcessPoolExecutor(workers, mp_context=context) as pool,
+            tqdm(total=len(missing), desc=f"training on {workers} processes", unit="net", disable=not progress) as bar,
+        ):
+            # The slowest nets first, so that no worker is left with a long run at the end.
+            order = sorted(missing, key=lambda job: -job[1])
+            name = profile_name()
+            futures = [pool.submit(_train_in_worker, f, d, experiment, s, shortcut, name) for f, d, s in order]
+            for future in as_completed(futures):
+                future.result()
+                bar.update(1)
+    return [cifar_run(f, d, experiment, seed=s, shortcut=shortcut, progress=progress) for f, d, s in jobs]
+
+
+def train_experiment(experiment: TrainingExperiment, progress: bool = True) -> list[CifarRun]:
+    """Every net of ``experiment``: both families, every depth and seed (what chapters 1, 3 and 5 use)."""
+    jobs = [(f, d, s) for f in FAMILIES for d in experiment.depths for s in experiment.seeds]
+    return train_runs(jobs, experiment, progress=progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m resnet_lib.runs``: train the active profile's CIFAR nets into the results cache."""
+    import argparse
+    import time
+
+    from resnet_lib.profiles import get_profile
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--profile", help="ci, default or full (default: $RESNET_BOOK_PROFILE)")
+    args = parser.parse_args(argv)
+    try:
+        profile = set_profile(args.profile) if args.profile else get_profile()
+    except ValueError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    experiment = profile.degradation
+    started = time.perf_counter()
+    runs = train_experiment(experiment)
+    data = experiment_data(experiment.data)
+    print(
+        f"{len(runs)} nets of profile {profile.name!r} on {data.label} ({len(data.train_y):,} training images) "
+        f"in the results cache, {time.perf_counter() - started:.0f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

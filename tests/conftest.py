@@ -2,7 +2,8 @@
 
 * ``RESNET_BOOK_RESULTS`` and ``RESNET_BOOK_DATA`` point at fresh temporary folders, so no
   test reads or writes the reader's ``~/.cache/resnet_book``.
-* ``RESNET_BOOK_PROFILE`` is unset and the Python override cleared, before and after.
+* ``RESNET_BOOK_PROFILE`` and ``RESNET_BOOK_DATASET`` are unset and the profile override
+  cleared, before and after.
 * Downloading CIFAR-10 fails at once (no test touches the network); a test that wants
   another behaviour patches ``resnet_lib.data._download_cifar10`` itself.
 * PyTorch uses one intra-op thread: unit tests run on tiny tensors, where a second thread
@@ -39,5 +40,6 @@ def hermetic(tmp_path_factory, monkeypatch):
     monkeypatch.setenv(resnet_lib.results.RESULTS_ENV, str(tmp_path_factory.mktemp("results")))
     monkeypatch.setenv(resnet_lib.data.DATA_ENV, str(tmp_path_factory.mktemp("data")))
     monkeypatch.delenv(resnet_lib.profiles.PROFILE_ENV, raising=False)
+    monkeypatch.delenv(resnet_lib.data.DATASET_ENV, raising=False)  # `make test`'s stand-in pass sets it
     monkeypatch.setattr(resnet_lib.profiles, "_override", None)  # as set_profile(None), undone afterwards
     monkeypatch.setattr(resnet_lib.data, "_download_cifar10", _no_network)

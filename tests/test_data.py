@@ -300,3 +300,20 @@ def test_iterate_batches_visits_every_example_once():
     assert ordered == [[0, 1, 2, 3], [4, 5, 6, 7]]
     again = torch.cat([yb for _, yb in iterate_batches(x, y, 4, torch.Generator().manual_seed(0))])
     assert torch.equal(seen, again)
+
+
+def test_the_dataset_variable_decides_what_auto_means(tmp_path, monkeypatch, capsys):
+    write_cifar_folder(tmp_path)
+    spec = DataSpec(dataset="auto", n_train=8, n_test=4, image_size=8)
+    assert load_dataset(spec, root=tmp_path).name == "cifar10"  # on disk: auto takes it
+    monkeypatch.setenv(data_mod.DATASET_ENV, "standin")
+    ds = load_dataset(spec, root=tmp_path)
+    assert (ds.name, ds.label) == ("standin", STANDIN_LABEL) and capsys.readouterr().out == ""
+    assert load_dataset(DataSpec(dataset="cifar10", n_train=8, n_test=4), root=tmp_path).name == "cifar10"
+    monkeypatch.setenv(data_mod.DATASET_ENV, "cifar10")
+    empty = tmp_path / "empty"
+    with pytest.raises(DatasetNotFoundError):  # asked for CIFAR-10 by name: no silent fall-back
+        load_dataset(spec, root=empty)
+    monkeypatch.setenv(data_mod.DATASET_ENV, "imagenet")
+    with pytest.raises(ValueError, match=r"^RESNET_BOOK_DATASET='imagenet' is not a dataset; choose one of"):
+        load_dataset(spec, root=tmp_path)

@@ -1,5 +1,7 @@
 """Chapters 3 and 5's helpers: shared runs, summaries, Table 6, and their figures."""
 
+from dataclasses import replace
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -34,10 +36,13 @@ def test_table6_counts_are_the_papers_for_residual_and_plain_nets():
 
 
 def test_train_nets_trains_every_depth_and_seed_once_then_loads_them():
-    runs = dg.train_nets("plain", TINY, progress=False)
+    from resnet_lib.runs import is_stored
+
+    assert not any(is_stored("plain", d, TINY, seed=s) for d in (8, 14) for s in (0, 1))
+    runs = dg.train_nets("plain", TINY, progress=False)  # two worker processes where torch runs one thread
     assert sorted(runs) == [8, 14] and all(len(v) == 2 for v in runs.values())
     assert [r.seed for r in runs[8]] == [0, 1]
-    assert all(not r.stored.from_cache for v in runs.values() for r in v)
+    assert all(is_stored("plain", d, TINY, seed=s) for d in (8, 14) for s in (0, 1))
     again = dg.train_nets("plain", TINY, depths=(8,), progress=False)
     assert list(again) == [8] and all(r.stored.from_cache for r in again[8])
     assert again[8][0].history.final == runs[8][0].history.final
@@ -117,3 +122,30 @@ def test_the_exact_option_a_counts_round_to_what_table_6_prints():
         decimals = len(str(printed).split(".")[1])
         assert round(count / 1e6, decimals) == printed, (depth, count, printed)
         assert dg.TABLE6[depth] == (count, paper.TABLE6[depth][0])
+
+
+def test_seed_verdict_calls_overlapping_spreads_unresolved():
+    from resnet_lib.degradation import seed_verdict
+
+    assert seed_verdict((0.10, 0.12), (0.13, 0.20)) == "ahead"
+    assert seed_verdict((0.30,), (0.10, 0.29)) == "behind"
+    assert seed_verdict((0.10, 0.15), (0.12, 0.20)) == "unresolved"
+    assert seed_verdict((0.10,), (0.10,)) == "unresolved"  # a tie is no lead
+    with pytest.raises(ValueError, match="at least one error on each side"):
+        seed_verdict((), (0.1,))
+
+
+def test_a_longer_experiment_multiplies_epochs_and_steps_and_keeps_the_rest():
+    from resnet_lib.profiles import PROFILES
+
+    base = PROFILES["ci"].degradation
+    long = base.longer(3)
+    assert long.recipe.epochs == 3 * base.recipe.epochs
+    assert long.recipe.warmup_steps == base.recipe.warmup_steps
+    assert long.recipe.lr_milestones == base.recipe.lr_milestones
+    assert (long.data, long.width, long.seeds) == (base.data, base.width, base.seeds)
+    capped = replace(base, recipe=replace(base.recipe, max_steps=100)).longer(2)
+    assert capped.recipe.max_steps == 200
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="factor must be a whole number >= 1"):
+            base.longer(bad)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+import torch
 
 from resnet_lib.models import blocks_per_stage
 from resnet_lib.notebook import environment_table, training_arithmetic
@@ -88,3 +89,30 @@ def test_only_the_full_profile_warms_resnet_110_up_as_the_paper_did():
     for name in ("ci", "default"):
         experiment = PROFILES[name].degradation
         assert experiment.recipe_for(110) == experiment.recipe
+
+
+def test_a_gpu_buys_the_default_profile_a_larger_budget():
+    for profile in PROFILES.values():
+        assert profile.for_device("cpu") is profile
+        on_gpu = profile.for_device("cuda")
+        if profile.degradation_on_gpu is None:
+            assert on_gpu is profile
+            continue
+        cpu, gpu = profile.degradation, on_gpu.degradation
+        assert gpu is profile.degradation_on_gpu and on_gpu.degradation_on_gpu is None
+        assert gpu.data.image_size >= cpu.data.image_size and gpu.depths == cpu.depths
+        assert gpu.seeds == cpu.seeds and gpu.width == cpu.width
+        assert gpu.data.n_train is None or (cpu.data.n_train is not None and gpu.data.n_train >= cpu.data.n_train)
+        assert gpu.recipe.epochs >= cpu.recipe.epochs
+        assert on_gpu.features == profile.features and on_gpu.gradient_flow == profile.gradient_flow
+    assert PROFILES["default"].degradation_on_gpu is not None  # what a Colab GPU runtime gets
+    with pytest.raises(ValueError, match=r"unknown device 'tpu'; choose 'cpu' or 'cuda'"):
+        PROFILES["ci"].for_device("tpu")
+
+
+def test_get_profile_sizes_for_the_device(monkeypatch):
+    monkeypatch.setenv(PROFILE_ENV, "default")
+    assert get_profile("cpu") is PROFILES["default"]
+    assert get_profile("cuda").degradation == PROFILES["default"].degradation_on_gpu
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert get_profile().degradation == PROFILES["default"].degradation_on_gpu

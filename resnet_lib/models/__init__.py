@@ -1,6 +1,7 @@
 """Models: the CIFAR nets of He et al. (2016) and the small nets of chapters 2 and 4."""
 
 from resnet_lib.models.cifar import (
+    FAMILIES,
     SHORTCUT_OPTIONS,
     BasicBlock,
     CifarNet,
@@ -17,6 +18,7 @@ from resnet_lib.models.scalar import ResidualModule, ScalarNet, scalar_net
 __all__ = [
     "ACTIVATIONS",
     "ARCHITECTURES",
+    "FAMILIES",
     "SHORTCUT_OPTIONS",
     "BasicBlock",
     "CifarNet",

@@ -159,6 +159,10 @@ def plain_cifar_net(depth: int, width: int = 16, num_classes: int = 10) -> Cifar
     return CifarNet(depth, residual=False, width=width, num_classes=num_classes)
 
 
+#: The two kinds of CIFAR net: without shortcuts (He et al.'s "plain") and with them.
+FAMILIES = ("plain", "residual")
+
+
 def cifar_net(family: str, depth: int, width: int = 16, shortcut: str = "A") -> CifarNet:
     """``cifar_net("plain" | "residual", depth)``: the network a results key names."""
     if family == "residual":
