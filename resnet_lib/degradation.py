@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from resnet_lib import paper
+from resnet_lib.data import ImageDataset
 from resnet_lib.models import FAMILIES, blocks_per_stage, cifar_net, count_parameters
 from resnet_lib.profiles import TrainingExperiment
 from resnet_lib.runs import CifarRun, experiment_data, train_runs
@@ -27,7 +28,7 @@ OPTION_A_PARAMETERS: dict[int, int] = {20: 269_722, 32: 464_154, 44: 658_586, 56
 #: He et al. (2016), Table 6 (CIFAR-10, option A): depth -> (parameters, test error in %).
 TABLE6: dict[int, tuple[int, float]] = {d: (n, paper.TABLE6[d][0]) for d, n in OPTION_A_PARAMETERS.items()}
 
-#: The paper's CIFAR-10 budget (section 4.2): 64k iterations of batch 128 on 45k images.
+#: The paper's CIFAR-10 budget (section 4.2): 64k iterations of batch 128 on the 50k training images.
 PAPER_ITERATIONS = paper.ITERATIONS
 PAPER_TRAIN_IMAGES = paper.TRAIN_IMAGES
 
@@ -142,6 +143,14 @@ def budget_summary(experiment: TrainingExperiment) -> str:
     )
 
 
+def data_sentence(data: ImageDataset) -> str:
+    """What a run trained on, as words for a chapter's prose: real photos and how many, or the stand-in."""
+    if data.name == "cifar10":
+        size = data.image_size
+        return f"on {len(data.train_y):,} real CIFAR-10 training photos averaged down to {size}×{size} pixels"
+    return "on the procedurally generated stand-in for CIFAR-10, not on real photos"
+
+
 def table6_rows(width: int = 16) -> list[dict]:
     """ResNet-20/32/44/56/110 as built here (option A) beside He et al.'s Table 6."""
     rows = []
@@ -183,6 +192,7 @@ __all__ = [
     "TABLE6",
     "FinalErrors",
     "budget_summary",
+    "data_sentence",
     "error_rate",
     "final_errors",
     "format_table6",

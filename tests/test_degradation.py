@@ -149,3 +149,14 @@ def test_a_longer_experiment_multiplies_epochs_and_steps_and_keeps_the_rest():
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match="factor must be a whole number >= 1"):
             base.longer(bad)
+
+
+def test_data_sentence_says_real_photos_and_how_many_or_the_standin():
+    from resnet_lib.data import load_dataset
+
+    standin = load_dataset(DataSpec(dataset="standin", n_train=20, n_test=10, image_size=8), verbose=False)
+    assert dg.data_sentence(standin) == "on the procedurally generated stand-in for CIFAR-10, not on real photos"
+    photos = replace(
+        standin, name="cifar10", train_x=standin.train_x.repeat(60, 1, 1, 1), train_y=standin.train_y.repeat(60)
+    )
+    assert dg.data_sentence(photos) == "on 1,200 real CIFAR-10 training photos averaged down to 8×8 pixels"
