@@ -195,5 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # run the importable module's main, so that workers unpickle resnet_lib.runs' functions
+    from resnet_lib import runs
+
+    raise SystemExit(runs.main())
