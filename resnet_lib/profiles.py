@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, replace
 
-from resnet_lib.recipe import Recipe
+from resnet_lib.recipe import Recipe, check_whole
 
 PROFILE_ENV = "RESNET_BOOK_PROFILE"
 
@@ -35,6 +35,12 @@ class DataSpec:
     n_val: int = 0
     image_size: int = 32
 
+    def __post_init__(self) -> None:
+        for name, minimum, allow_none in (("n_train", 1, True), ("n_test", 1, True), ("n_val", 0, False)):
+            object.__setattr__(self, name, check_whole(f"DataSpec.{name}", getattr(self, name), minimum, allow_none))
+        if type(self.image_size) is not int or self.image_size not in (32, 16, 8, 4, 2, 1):
+            raise ValueError(f"DataSpec.image_size must divide 32 (32, 16, 8, ...), got {self.image_size!r}")
+
 
 @dataclass(frozen=True)
 class TrainingExperiment:
@@ -53,6 +59,9 @@ class TrainingExperiment:
     deep_warmup_from: int | None = None
     deep_warmup_steps: int = 400
     deep_warmup_lr: float = 0.01
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "width", check_whole("TrainingExperiment.width", self.width, 1))
 
     def recipe_for(self, depth: int) -> Recipe:
         """The recipe a net of ``depth`` layers trains with (the deep warm-up applied where it is due)."""
