@@ -195,7 +195,7 @@ def test_a_folder_made_with_other_settings_is_refused(tmp_path, capsys):
 def test_an_exploding_run_is_shown_as_diverged(tmp_path, capsys):
     """Finding 1: lr=100 exploded (finite losses, inf BatchNorm statistics) and was summarized as a normal row."""
     out = tmp_path / "out"
-    _sweep(out, "--families", "residual", "--lr", "100", "--epochs", "3")
+    _sweep(out, "--families", "residual", "--lr", "100", "--epochs", "3", "--batch-size", "32")  # 24 steps
     text = capsys.readouterr().out
     record = json.loads((out / "runs" / "residual-8-s0.json").read_text())
     history = record["history"]
