@@ -255,6 +255,20 @@ def _resize(x: Tensor, size: int) -> Tensor:
     return F.avg_pool2d(x, x.shape[-1] // size)
 
 
+def _check_enough(spec: DataSpec, n_train_there: int, n_test_there: int, root: Path) -> None:
+    """A one-line ``ValueError`` when ``spec`` asks for more images than the folder holds."""
+    if spec.n_train is not None and n_train_there < spec.n_train + spec.n_val:
+        raise ValueError(
+            f"n_train={spec.n_train} + n_val={spec.n_val} training images were asked for, but {root} holds "
+            f"only {n_train_there}; ask for fewer (n_train=None: all of them)"
+        )
+    if spec.n_test is not None and n_test_there < spec.n_test:
+        raise ValueError(
+            f"n_test={spec.n_test} test images were asked for, but {root} holds only {n_test_there}; "
+            "ask for fewer (n_test=None: all of them)"
+        )
+
+
 def load_dataset(
     spec: DataSpec | None = None,
     *,
@@ -293,6 +307,8 @@ def load_dataset(
                 print(f"CIFAR-10 unavailable, using the {STANDIN_LABEL}: {str(exc).split(';')[0]}")
             name = "standin"
     n_train_all = (50_000 if spec.n_train is None else spec.n_train) + spec.n_val
+    if name == "cifar10":  # fewer images than asked for is an error, never a silent cut
+        _check_enough(spec, len(ty), len(vy), Path(root) if root is not None else default_data_root())
     if name == "standin":
         tx, ty, vx, vy = make_standin(n_train_all, 10_000 if spec.n_test is None else spec.n_test, seed=seed)
     # First n_val images of the training set are held out (CIFAR-10's order is already random).

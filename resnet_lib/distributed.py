@@ -12,17 +12,25 @@ and starts nothing, so the same code runs both ways::
 
 ``fit(..., distributed=True)`` then splits every global batch of 128 images across the ranks
 (see :func:`resnet_lib.training.fit`); rank 0 writes the results.
+
+Every collective waits at most ``$RESNET_BOOK_COLLECTIVE_TIMEOUT`` seconds (default 1800, enough
+for rank 0 to download CIFAR-10 while the others wait): a rank that stopped or hangs then makes
+the others fail, and :func:`collective_failure` turns that into one line.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 DEVICES = ("auto", "cpu", "cuda")
+TIMEOUT_ENV = "RESNET_BOOK_COLLECTIVE_TIMEOUT"
+DEFAULT_TIMEOUT_S = 1800.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,35 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"${name} must be an integer, got {value!r}") from None
 
 
+def collective_timeout_s() -> float:
+    """``$RESNET_BOOK_COLLECTIVE_TIMEOUT`` (seconds, > 0), else :data:`DEFAULT_TIMEOUT_S`."""
+    value = os.environ.get(TIMEOUT_ENV)
+    if value is None:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"${TIMEOUT_ENV} must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
+_COLLECTIVE_FAILURE = re.compile(r"timed? ?out|timeout|connection (closed|reset)|broken pipe|peer", re.IGNORECASE)
+
+
+def collective_failure(exc: BaseException, world: World) -> str | None:
+    """One line for a collective that timed out or lost a peer (another rank stopped or hangs),
+    or ``None`` when ``exc`` is something else."""
+    if not world.distributed or not isinstance(exc, RuntimeError) or not _COLLECTIVE_FAILURE.search(str(exc)):
+        return None
+    first = re.sub(r"^\[[^\]]*\]\s*", "", (str(exc).strip().splitlines() or [""])[0])[:120]
+    return (
+        f"rank {world.rank} of {world.world_size}: another process stopped or hangs ({first}); ending the job "
+        f"(timeout {collective_timeout_s():g} s, ${TIMEOUT_ENV})"
+    )
+
+
 def resolve_device(device: str, local_rank: int = 0) -> torch.device:
     """``auto`` (the local GPU when there is one, else the CPU), ``cpu`` or ``cuda``."""
     if device not in DEVICES:
@@ -89,7 +126,7 @@ def init_distributed(device: str = "auto", backend: str | None = None) -> World:
     if resolved.type == "cuda":
         torch.cuda.set_device(resolved)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=backend, timeout=timedelta(seconds=collective_timeout_s()))
     return World(dist.get_rank(), dist.get_world_size(), local_rank, resolved, backend)
 
 
@@ -122,6 +159,8 @@ __all__ = [
     "World",
     "barrier",
     "broadcast_object",
+    "collective_failure",
+    "collective_timeout_s",
     "init_distributed",
     "launched_by_torchrun",
     "resolve_device",

@@ -8,20 +8,21 @@ runs. :func:`full_results` returns those runs, or ``None`` when there are none, 
 
 A results folder holds ``runs/<family>-<depth>-s<seed>.json`` (history, configuration,
 machine) and, optionally, the matching ``.pt`` weights; the JSON files alone suffice here.
+Every record is read through the run store (:func:`resnet_lib.results.verify_run`: schema,
+body checksum, weights' SHA); one that fails is skipped with one line naming the file.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from resnet_lib.results import FORMAT_VERSION
+from resnet_lib.results import RunRecordError, StoredRun, verify_run
 from resnet_lib.training import History
 
 FULL_RESULTS_ENV = "RESNET_BOOK_FULL_RESULTS"
@@ -39,6 +40,7 @@ class FinishedRun:
     history: History
     record: dict
     path: Path
+    stored: StoredRun | None = None
 
     @property
     def label(self) -> str:
@@ -51,6 +53,10 @@ class FinishedRun:
     @property
     def dataset_label(self) -> str:
         return self.record["data"]["label"]
+
+    @property
+    def diverged(self) -> bool:
+        return self.history.diverged
 
     @property
     def final(self) -> dict:
@@ -77,13 +83,9 @@ class FinishedRun:
         from resnet_lib.models import cifar_net
 
         m = self.record["config"]["model"]
-        weights = self.path.with_suffix(".pt")
-        sha = self.record.get("weights_sha256")
-        if not weights.exists() or (sha and hashlib.sha256(weights.read_bytes()).hexdigest() != sha):
-            raise ValueError(f"{weights} is missing or does not match {self.path.name}; only the history is available")
+        stored = self.stored or verify_run(self.path, weights="optional")
         net = cifar_net(m["family"], m["depth"], width=m["width"], shortcut=m["shortcut"])
-        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        return net.eval()
+        return stored.load_weights(net).eval()
 
 
 def full_results_dir() -> Path:
@@ -92,28 +94,42 @@ def full_results_dir() -> Path:
     return Path(env) if env else REPO_ROOT / "results" / "full"
 
 
-def read_finished(path: Path) -> FinishedRun | None:
-    """The run whose record is ``path``, or ``None`` when it is missing, partial or not a run record."""
+def verify_finished(path: str | Path, weights: str = "optional") -> FinishedRun:
+    """The reproduction run whose record is ``path``, verified by the run store; a one-line
+    :class:`resnet_lib.results.RunRecordError` when it fails (``weights`` as in ``verify_run``)."""
+    stored = verify_run(path, weights=weights)
+    record = stored.record
     try:
-        record = json.loads(Path(path).read_text())
-        if not isinstance(record, dict) or record.get("format") != FORMAT_VERSION or not record.get("complete"):
-            return None
-        model = record["config"]["model"]
-        return FinishedRun(
-            family=model["family"],
-            depth=int(model["depth"]),
-            seed=int(record["config"]["seed"]),
-            history=History.from_dict(record["history"]),
-            record=record,
-            path=Path(path),
-        )
-    except (OSError, ValueError, KeyError, TypeError):
+        model, seed, profile = record["config"]["model"], record["config"]["seed"], record["config"]["profile"]
+        family, depth = model["family"], model["depth"]
+        ok = isinstance(family, str) and all(type(v) is int for v in (depth, seed)) and isinstance(profile, str)
+        ok = ok and all(type(model.get(k)) is t for k, t in (("width", int), ("shortcut", str)))
+    except (KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise RunRecordError(f"{path}: its config is not a reproduction run's (model, seed, profile)")
+    return FinishedRun(family, depth, seed, History.from_dict(record["history"]), record, Path(path), stored)
+
+
+def read_finished(path: str | Path) -> FinishedRun | None:
+    """The run whose record is ``path``, or ``None`` when it is missing, partial or fails verification."""
+    try:
+        return verify_finished(path)
+    except RunRecordError:
         return None
 
 
 def load_runs(directory: str | Path, profile: str | None = None) -> list[FinishedRun]:
-    """Every finished run under ``directory/runs`` (of ``profile``, when given), sorted."""
-    runs = [r for p in sorted((Path(directory) / "runs").glob("*.json")) if (r := read_finished(p)) is not None]
+    """Every finished run under ``directory/runs`` (of ``profile``, when given), sorted.
+
+    A record that fails verification is skipped with one line (on stderr) naming the file.
+    """
+    runs = []
+    for path in sorted((Path(directory) / "runs").glob("*.json")):
+        try:
+            runs.append(verify_finished(path))
+        except RunRecordError as exc:
+            print(f"skipping {exc}", file=sys.stderr)
     if profile is not None:
         runs = [r for r in runs if r.profile == profile]
     return sorted(runs, key=lambda r: (FAMILIES.index(r.family) if r.family in FAMILIES else 9, r.depth, r.seed))
@@ -165,4 +181,5 @@ __all__ = [
     "load_runs",
     "provenance",
     "read_finished",
+    "verify_finished",
 ]

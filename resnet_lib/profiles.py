@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from resnet_lib.recipe import Recipe
+from resnet_lib.recipe import Recipe, check_whole
 
 PROFILE_ENV = "RESNET_BOOK_PROFILE"
 
@@ -36,6 +36,12 @@ class DataSpec:
     n_test: int | None = None
     n_val: int = 0
     image_size: int = 32
+
+    def __post_init__(self) -> None:
+        for name, minimum, allow_none in (("n_train", 1, True), ("n_test", 1, True), ("n_val", 0, False)):
+            object.__setattr__(self, name, check_whole(f"DataSpec.{name}", getattr(self, name), minimum, allow_none))
+        if type(self.image_size) is not int or self.image_size not in (32, 16, 8, 4, 2, 1):
+            raise ValueError(f"DataSpec.image_size must divide 32 (32, 16, 8, ...), got {self.image_size!r}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,9 @@ class TrainingExperiment:
             raise ValueError(f"factor must be a whole number >= 1, got {factor!r}")
         steps = None if self.recipe.max_steps is None else self.recipe.max_steps * factor
         return replace(self, recipe=replace(self.recipe, epochs=self.recipe.epochs * factor, max_steps=steps))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "width", check_whole("TrainingExperiment.width", self.width, 1))
 
     def recipe_for(self, depth: int) -> Recipe:
         """The recipe a net of ``depth`` layers trains with (the deep warm-up applied where it is due)."""

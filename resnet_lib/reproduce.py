@@ -14,8 +14,8 @@ Run ``python -m resnet_lib.reproduce --help`` for every option.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
-import hashlib
 import io
 import json
 import math
@@ -36,16 +36,26 @@ from resnet_lib.distributed import (
     World,
     barrier,
     broadcast_object,
+    collective_failure,
     init_distributed,
     resolve_device,
     shutdown,
 )
-from resnet_lib.full_results import FAMILIES, FinishedRun, load_runs, provenance, read_finished
+from resnet_lib.full_results import FAMILIES, FinishedRun, load_runs, provenance, read_finished, verify_finished
 from resnet_lib.models import blocks_per_stage, cifar_net, count_parameters
 from resnet_lib.profiles import PROFILES, TrainingExperiment, profile_name
 from resnet_lib.recipe import PRECISIONS
-from resnet_lib.results import FORMAT_VERSION, atomic_write_bytes, library_source_hash
-from resnet_lib.training import History, evaluate, fit, resolve_precision
+from resnet_lib.results import (
+    RunRecordError,
+    atomic_write_bytes,
+    body_sha256,
+    check_writable,
+    config_key,
+    library_source_hash,
+    seal,
+    write_run,
+)
+from resnet_lib.training import History, evaluate, fit, loss_divergence, resolve_precision
 
 EPILOG = """\
 output (in --out):
@@ -55,14 +65,22 @@ output (in --out):
   fig6.png                             training (dashed) and test (solid) error against iterations
   sweep.json                           the settings every run in this folder shares
 
-resuming: run the same command again. Finished runs are read back, not redone; a run that
-was interrupted continues from its checkpoint (runs/*.ckpt, written after every epoch).
+resuming: run the same command again. Finished runs are read back (checked: schema, checksum of
+the record, SHA-256 of the weights), not redone; one that fails the check, or whose weights are
+lost, is trained again. A run that was interrupted continues from its checkpoint (runs/*.ckpt,
+written after every epoch); a damaged checkpoint is discarded with one warning line.
+
+divergence: a run whose training, test or validation loss becomes non-finite, whose training loss
+exceeds the recipe's divergence_factor (100) times its first one, or whose weights or BatchNorm
+statistics hold a NaN or infinity, stops there; the summary lists it as diverged, not averaged.
 
 several GPUs or machines (PyTorch's DistributedDataParallel; NCCL on GPUs, gloo on CPU):
   torchrun --standalone --nproc-per-node 4 -m resnet_lib.reproduce --profile full
   torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
       -m resnet_lib.reproduce --profile full        (the same command on every machine)
 Each global batch of --batch-size images is split across the processes; rank 0 writes.
+A process that stops or hangs ends the job after $RESNET_BOOK_COLLECTIVE_TIMEOUT seconds
+(default 1800) with one line.
 
 The book's chapters 3 and 5 read results/full (or $RESNET_BOOK_FULL_RESULTS) when it holds
 finished runs of the full profile.
@@ -265,10 +283,6 @@ def make_plan(args: argparse.Namespace) -> Plan:
 # ----------------------------------------------------------------------------- one run
 
 
-def _key(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     keys = sorted(set(a) | set(b))
     out = []
@@ -281,11 +295,19 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def finished_run(plan: Plan, family: str, depth: int, seed: int) -> FinishedRun | None:
-    """The finished run in ``plan.out`` for these settings; a ``ValueError`` if one with other settings is there."""
+def finished_run(plan: Plan, family: str, depth: int, seed: int, say=print) -> FinishedRun | None:
+    """The finished run in ``plan.out`` for these settings; a ``ValueError`` if one with other settings is there.
+
+    A record that fails verification (schema, checksum, weights missing or changed) is ``None``,
+    with one line through ``say``: the run is trained again.
+    """
     path = plan.out / "runs" / f"{run_name(family, depth, seed)}.json"
-    done = read_finished(path)
-    if done is None:
+    if not path.exists():
+        return None
+    try:
+        done = verify_finished(path, weights="required")
+    except RunRecordError as exc:
+        say(f"{exc}; training it again")
         return None
     diff = _differences(done.record["config"], plan.config(family, depth, seed))
     if diff:
@@ -303,25 +325,13 @@ def _machine(world: World) -> dict:
     }
 
 
-def _write_run(plan: Plan, name: str, record: dict, state_dict: dict) -> Path:
-    runs = plan.out / "runs"
-    json_path, weights = runs / f"{name}.json", runs / f"{name}.pt"
-    buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, buffer)
-    atomic_write_bytes(weights, buffer.getvalue())
-    record["weights_sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
-    record["complete"] = True
-    atomic_write_bytes(json_path, json.dumps(record, indent=1).encode())
-    return json_path
-
-
 def train_run(
     plan: Plan, family: str, depth: int, seed: int, data: ImageDataset, world: World, args: argparse.Namespace
 ) -> History | None:
     """Train (or resume) one run; rank 0 writes its results file. ``None`` when stopped before the end."""
     config, name = plan.config(family, depth, seed), run_name(family, depth, seed)
     recipe = plan.experiment.recipe_for(depth)
-    checkpoint = plan.out / "runs" / f"{name}-{_key(config)}.ckpt"
+    checkpoint = plan.out / "runs" / f"{name}-{config_key(config)}.ckpt"
     torch.manual_seed(seed)
     net = cifar_net(family, depth, width=plan.experiment.width, shortcut=plan.shortcut)
     label = f"{'ResNet' if family == 'residual' else 'plain'}-{depth} (seed {seed})"
@@ -349,10 +359,12 @@ def train_run(
             val_loss, val_error = evaluate(
                 net, data.val_x, data.val_y, channels_last=recipe.channels_last, precision=recipe.precision
             )
+            reason = loss_divergence(val_loss, None, recipe.divergence_factor, "validation loss")
+            if reason and not history.diverged:
+                history.mark_diverged(max(history.final.get("step", 1) - 1, 0), reason)
         record = {
-            "format": FORMAT_VERSION,
             "name": name,
-            "key": _key(config),
+            "key": config_key(config),
             "config": config,
             "history": history.to_dict(),
             "data": data.describe(),
@@ -364,9 +376,8 @@ def train_run(
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": _machine(world),
             "command": args.command,
-            "weights_sha256": None,
         }
-        _write_run(plan, name, record, net.state_dict())
+        write_run(plan.out / "runs" / f"{name}.json", record, net.state_dict())
         checkpoint.unlink(missing_ok=True)
     return history
 
@@ -386,13 +397,18 @@ def _pm(values: list[float]) -> str:
 
 
 def summary_rows(runs: list[FinishedRun]) -> list[dict]:
-    """One row per (family, depth): errors in percent over seeds, beside the paper's Table 6."""
+    """One row per (family, depth): errors in percent over seeds, beside the paper's Table 6.
+
+    Diverged runs are counted (``diverged``, and seed@step in ``diverged_at``) but left out of
+    the errors: a diverged net's error says nothing about its depth.
+    """
     rows = []
     for family, depth in dict.fromkeys((r.family, r.depth) for r in runs):
         group = [r for r in runs if (r.family, r.depth) == (family, depth)]
-        test = [r.final["test_error"] for r in group if r.final]
-        train = [r.final["train_error"] for r in group if r.final]
-        val = [r.record["val_error"] for r in group if r.record.get("val_error") is not None]
+        kept = [r for r in group if not r.history.diverged]
+        test = [r.final["test_error"] for r in kept if r.final]
+        train = [r.final["train_error"] for r in kept if r.final]
+        val = [r.record["val_error"] for r in kept if r.record.get("val_error") is not None]
         reported = paper.TABLE6.get(depth) if family == "residual" else None
         test_mean, test_std = _mean_std([100 * v for v in test]) if test else (None, None)
         rows.append(
@@ -403,12 +419,13 @@ def summary_rows(runs: list[FinishedRun]) -> list[dict]:
                 "parameters": group[0].record.get("parameters"),
                 "seeds": len(group),
                 "diverged": sum(r.history.diverged for r in group),
+                "diverged_at": " ".join(f"s{r.seed}@{r.history.diverged_at_step}" for r in group if r.history.diverged),
                 "iterations": max((r.final.get("step", 0) for r in group), default=0),
                 "test_error_mean": test_mean,
                 "test_error_std": test_std,
-                "test_error": _pm(test),
-                "train_error": _pm(train),
-                "val_error": _pm(val),
+                "test_error": _pm(test) if kept else "diverged",
+                "train_error": _pm(train) if kept else "diverged",
+                "val_error": _pm(val) if kept else "diverged",
                 "paper_test_error": reported[0] if reported else None,
                 "paper_parameters_m": reported[1] if reported else None,
             }
@@ -425,7 +442,8 @@ def summary_markdown(rows: list[dict], runs: list[FinishedRun]) -> str:
         "",
         "Errors in %, final iteration, mean ± standard deviation over seeds. The paper's numbers are its "
         "Table 6 (test error of the ResNets; the plain nets appear only in its Fig. 6; for ResNet-110 it "
-        f"reports the best of 5 runs, mean {paper.RESNET110_MEAN_STD[0]} ± {paper.RESNET110_MEAN_STD[1]}).",
+        f"reports the best of 5 runs, mean {paper.RESNET110_MEAN_STD[0]} ± {paper.RESNET110_MEAN_STD[1]}). "
+        "Diverged runs are listed, not averaged.",
     ]
     datasets = sorted({r.dataset_label for r in runs})
     if len(datasets) > 1:
@@ -439,7 +457,7 @@ def summary_markdown(rows: list[dict], runs: list[FinishedRun]) -> str:
     ]
     for r in rows:
         reported = "—" if r["paper_test_error"] is None else f"{r['paper_test_error']:.2f}"
-        diverged = f" ({r['diverged']} diverged)" if r["diverged"] else ""
+        diverged = f" ({r['diverged']} diverged, seed@step: {r['diverged_at']})" if r["diverged"] else ""
         lines.append(
             f"| {r['model']} | {r['parameters']:,} | {r['seeds']}{diverged} | {r['iterations']:,} | "
             f"{r['train_error']} | {r['test_error']} | {r['val_error']} | {reported} |"
@@ -456,6 +474,7 @@ def summary_csv(rows: list[dict]) -> str:
 
 
 def _mean_history(group: list[FinishedRun]) -> list[dict]:
+    """Mean training and test error over the runs of ``group``, epoch by epoch."""
     n = min(len(r.history.epochs) for r in group)
     keys = ("train_error", "test_error")
     return [
@@ -477,9 +496,14 @@ def fig6_figure(runs: list[FinishedRun]):
         depths = sorted({r.depth for r in runs if r.family == family})
         for depth in depths:
             group = [r for r in runs if (r.family, r.depth) == (family, depth)]
-            seeds = f"{len(group)} seed{'s' if len(group) > 1 else ''}"
+            kept = [r for r in group if not r.history.diverged]  # a diverged run is named, not averaged
             color = depth_shade(family, depth, depths)
-            plot_error_curves(ax, _mean_history(group), color, f"{group[0].label} ({seeds})", x="step")
+            gone = f", {len(group) - len(kept)} diverged" if len(kept) < len(group) else ""
+            label = f"{group[0].label} ({len(kept)} seed{'s' if len(kept) != 1 else ''}{gone})"
+            if kept:
+                plot_error_curves(ax, _mean_history(kept), color, label, x="step")
+            else:
+                ax.plot([], [], color=color, marker="x", ls="none", label=f"{group[0].label}: every seed diverged")
         ax.set_title("plain networks" if family == "plain" else "ResNets")
         ax.legend(title="dashed: training, solid: test")
     fig.suptitle(f"He et al. (2016) Fig. 6 reproduced, '{runs[0].profile}' profile\n{runs[0].dataset_label}")
@@ -511,26 +535,43 @@ def write_summary(plan: Plan) -> list[Path]:
 # ----------------------------------------------------------------------------- the sweep
 
 
-def _check_sweep_folder(plan: Plan) -> None:
-    """``sweep.json`` records the shared settings; a folder made with other settings is refused."""
+def _read_sweep(path: Path) -> dict | None:
+    """The settings ``sweep.json`` records, or ``None`` when it is missing or fails its checksum."""
+    try:
+        saved = json.loads(path.read_text())
+        if saved["body_sha256"] == body_sha256(saved) and isinstance(saved["settings"], dict):
+            return saved["settings"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _check_sweep_folder(plan: Plan, say=print) -> None:
+    """``sweep.json`` records the shared settings; a folder made with other settings is refused.
+
+    Where ``sweep.json`` is missing or damaged, the finished runs in the folder are checked
+    against this command instead, and ``sweep.json`` is (re)written only once they agree, so a
+    refused command never writes anything. The folder is checked writable before any training.
+    """
     path = plan.out / "sweep.json"
     settings = plan.settings()
-    if path.exists():
-        try:
-            before = json.loads(path.read_text())["settings"]
-        except (OSError, ValueError, KeyError, TypeError):
-            before = None
-        if before is not None:
-            diff = _differences(before, settings)
+    before = _read_sweep(path)
+    if before is not None:
+        diff = _differences(before, settings)
+        if diff:
+            raise ValueError(f"{plan.out} holds a sweep with other settings ({'; '.join(diff[:3])}); use another --out")
+    else:
+        for record in sorted((plan.out / "runs").glob("*.json")):
+            done = read_finished(record)
+            diff = done and _differences(done.record["config"], plan.config(done.family, done.depth, done.seed))
             if diff:
-                raise ValueError(
-                    f"{plan.out} holds a sweep with other settings ({'; '.join(diff[:3])}); use another --out"
-                )
-            return
-    (plan.out / "runs").mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(
-        path, json.dumps({"settings": settings, "library_hash": library_source_hash()}, indent=1).encode()
-    )
+                raise ValueError(f"{record} was made with other settings ({'; '.join(diff[:3])}); use another --out")
+    check_writable(plan.out / "runs")
+    if before is None:
+        if path.exists():
+            say(f"{path} was damaged; rewriting it (the finished runs there agree with this command)")
+        record = seal({"settings": settings, "library_hash": library_source_hash()})
+        atomic_write_bytes(path, json.dumps(record, indent=1).encode())
 
 
 def run_sweep(plan: Plan, world: World, args: argparse.Namespace) -> dict:
@@ -541,8 +582,8 @@ def run_sweep(plan: Plan, world: World, args: argparse.Namespace) -> dict:
     error = None
     if world.is_main:
         try:
-            _check_sweep_folder(plan)
-        except ValueError as exc:
+            _check_sweep_folder(plan, say)
+        except (ValueError, OSError) as exc:
             error = str(exc)
     error = broadcast_object(error, world)
     if error:
@@ -555,7 +596,7 @@ def run_sweep(plan: Plan, world: World, args: argparse.Namespace) -> dict:
         state = None
         if world.is_main:
             try:
-                state = "done" if finished_run(plan, family, depth, seed) is not None else "todo"
+                state = "done" if finished_run(plan, family, depth, seed, say) is not None else "todo"
             except ValueError as exc:
                 state = f"error: {exc}"
         state = broadcast_object(state, world)
@@ -579,7 +620,7 @@ def run_sweep(plan: Plan, world: World, args: argparse.Namespace) -> dict:
                 f"[{i}/{len(planned)}] {name}: trained in {time.perf_counter() - started:.0f} s, "
                 f"{final.get('step', 0)} iterations, train error {100 * final.get('train_error', math.nan):.2f}%, "
                 f"test error {100 * final.get('test_error', math.nan):.2f}%"
-                + (" (diverged)" if history.diverged else "")
+                + (f"; {history.divergence_line('it')}" if history.diverged else "")
             )
         barrier(world)
     if world.is_main:
@@ -613,15 +654,22 @@ def main(argv: list[str] | None = None) -> int:
         world = init_distributed(args.device)
     except ValueError as exc:
         parser.error(str(exc))
+    failure = None
     try:
         counts = run_sweep(plan, world, args)
-    except ValueError as exc:
-        parser.error(str(exc))
-    except DatasetNotFoundError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 1
+    except (ValueError, OSError, DatasetNotFoundError) as exc:  # OSError: e.g. a folder that cannot be written
+        failure = str(exc).strip().splitlines()[0] if world.is_main else ""
+    except RuntimeError as exc:
+        failure = collective_failure(exc, world)
+        if failure is None:
+            raise
     finally:
-        shutdown(world)
+        with contextlib.suppress(RuntimeError):  # a broken process group: the job ends anyway
+            shutdown(world)
+    if failure is not None:
+        if failure:
+            print(f"{parser.prog}: error: {failure}", file=sys.stderr)
+        return 2
     if world.is_main:
         print(
             f"{counts['trained']} trained, {counts['finished_before']} finished before, "

@@ -1,15 +1,24 @@
-"""Load-or-train: finished runs saved as plain files, keyed by everything that shaped them.
+"""The one run store: finished runs saved as plain files, verified whenever they are read back.
 
-A run is a JSON record (config, history, timings, where it ran) plus a ``.pt`` file of
-weights. The key hashes the run's configuration *and* the source of ``resnet_lib``
-itself, so a change to the library never serves a stale result. Files are written
-atomically; a corrupt or partial file is detected (JSON that does not parse, or weights
-whose SHA-256 does not match the record) and the run is recomputed.
+A run is a JSON record (config, history, data, timings, where it ran) plus a ``.pt`` file of
+weights. :func:`load_or_run` (used by :func:`resnet_lib.runs.cifar_run`) keys a run by its
+configuration *and* the source of ``resnet_lib`` itself, so a change to the library never
+serves a stale result; ``python -m resnet_lib.reproduce`` names its files after the run and
+checks their configuration instead; :mod:`resnet_lib.full_results` reads what it wrote. All
+three write with :func:`write_run` and read with :func:`verify_run`, which checks
+
+* the record against a schema (fields and their types, the history's included),
+* a SHA-256 of the record's body (``body_sha256``), so an edited number is noticed, and
+* the SHA-256 of the weights file (``weights_sha256``), so lost or damaged weights are noticed.
+
+Files are written atomically (:func:`atomic_write_bytes`, the library's one atomic writer),
+weights as bytes serialized in memory, so identical runs write identical files.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
@@ -22,15 +31,22 @@ from pathlib import Path
 import torch
 
 RESULTS_ENV = "RESNET_BOOK_RESULTS"
-FORMAT_VERSION = 1
+#: 2: records carry ``body_sha256`` and a schema-checked history (with ``diverged_reason``).
+FORMAT_VERSION = 2
 PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class RunRecordError(ValueError):
+    """A stored run that cannot be trusted: one line saying which file and why."""
+
+
+class ResultsFolderError(OSError):
+    """A results folder that cannot be written (checked before any training)."""
 
 
 def results_dir() -> Path:
     """``$RESNET_BOOK_RESULTS``, else ``~/.cache/resnet_book/results``."""
-    path = Path(os.environ.get(RESULTS_ENV) or Path.home() / ".cache" / "resnet_book" / "results")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return Path(os.environ.get(RESULTS_ENV) or Path.home() / ".cache" / "resnet_book" / "results")
 
 
 @lru_cache(maxsize=1)
@@ -43,64 +59,263 @@ def library_source_hash() -> str:
     return digest.hexdigest()
 
 
+def config_key(config: dict) -> str:
+    """A short hash of ``config`` alone (``reproduce`` keys its checkpoints by it)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def result_key(config: dict) -> str:
     """A short hash of ``config`` plus the library's source hash."""
     blob = json.dumps({"config": config, "library": library_source_hash()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+# ----------------------------------------------------------------------------- files
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def check_writable(directory: str | Path) -> Path:
+    """Create ``directory`` and prove it writable, or raise a one-line :class:`ResultsFolderError`."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-test.{os.getpid()}"
+        atomic_write_bytes(probe, b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ResultsFolderError(
+            f"results folder {directory} is not writable ({exc.strerror or type(exc).__name__}); "
+            "choose another folder (e.g. $RESNET_BOOK_RESULTS or --out)"
+        ) from None
+    return directory
+
+
+def weights_bytes(state_dict: dict) -> bytes:
+    """``state_dict`` (moved to the CPU) as the bytes of a ``.pt`` file: the same tensors, the same bytes."""
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, buffer)
+    return buffer.getvalue()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ----------------------------------------------------------------------------- records
+
+
+def body_sha256(record: dict) -> str:
+    """SHA-256 of a record's canonical JSON, without its own ``body_sha256`` field."""
+    body = {k: v for k, v in record.items() if k != "body_sha256"}
+    return _sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+
+
+def as_json(obj):
+    """``obj`` as it reads back from JSON (tuples as lists, unknown objects as strings)."""
+    return json.loads(json.dumps(obj, default=str))
+
+
+def seal(record: dict) -> dict:
+    """``record`` as JSON sees it, with its ``body_sha256`` (set it last: any later edit breaks it)."""
+    record = as_json(record)
+    record["body_sha256"] = body_sha256(record)
+    return record
+
+
+_NUMBER = (int, float)
+_RECORD_FIELDS = {
+    "format": int,
+    "name": str,
+    "key": str,
+    "config": dict,
+    "history": dict,
+    "data": dict,
+    "library_hash": str,
+    "created": str,
+    "machine": dict,
+    "weights_sha256": (str, type(None)),
+    "complete": bool,
+    "body_sha256": str,
+}
+_HISTORY_FIELDS = {
+    "epochs": list,
+    "step_losses": list,
+    "diverged": bool,
+    "diverged_at_step": (int, type(None)),
+    "precision": str,
+    "diverged_reason": (str, type(None)),
+}
+_EPOCH_FIELDS = {
+    "epoch": int,
+    "step": int,
+    "lr": _NUMBER,
+    "train_loss": _NUMBER,
+    "train_error": _NUMBER,
+    "test_loss": _NUMBER,
+    "test_error": _NUMBER,
+    "seconds": _NUMBER,
+}
+_DATA_FIELDS = {"name": str, "label": str, "n_train": int, "n_val": int, "n_test": int, "image_size": int}
+
+
+def _type_problem(where: str, obj: dict, fields: dict) -> str | None:
+    for name, kind in fields.items():
+        if name not in obj:
+            return f"{where} has no {name!r}"
+        value = obj[name]
+        if isinstance(value, bool) and kind in (int, _NUMBER):
+            return f"{where}.{name} is {value!r}, not a number"
+        if not isinstance(value, kind):
+            return f"{where}.{name} is {type(value).__name__}, not {getattr(kind, '__name__', 'a number')}"
+    return None
+
+
+def record_problem(record) -> str | None:
+    """What is wrong with ``record`` as a stored run (schema and body checksum), or ``None``."""
+    if not isinstance(record, dict):
+        return "not a run record (not a JSON object)"
+    if record.get("format") != FORMAT_VERSION:
+        return f"format {record.get('format')!r}, not {FORMAT_VERSION}"
+    if record.get("complete") is not True:
+        return "not marked complete"
+    problem = _type_problem("record", record, _RECORD_FIELDS)
+    problem = problem or _type_problem("history", record["history"], _HISTORY_FIELDS)
+    problem = problem or _type_problem("data", record["data"], _DATA_FIELDS)
+    if problem:
+        return problem
+    history = record["history"]
+    for i, epoch in enumerate(history["epochs"]):
+        if not isinstance(epoch, dict):
+            return f"history.epochs[{i}] is not an object"
+        problem = _type_problem(f"history.epochs[{i}]", epoch, _EPOCH_FIELDS)
+        if problem:
+            return problem
+    if not all(isinstance(v, _NUMBER) and not isinstance(v, bool) for v in history["step_losses"]):
+        return "history.step_losses holds something other than numbers"
+    if history["diverged"] != (history["diverged_at_step"] is not None):
+        return "history.diverged and history.diverged_at_step disagree"
+    if record["body_sha256"] != body_sha256(record):
+        return "its body does not match its checksum (body_sha256): it was edited or damaged"
+    return None
 
 
 @dataclass
 class StoredRun:
-    """A finished run: its JSON record, and where its weights lie (if any)."""
+    """A finished, verified run: its JSON record, and where its verified weights lie (if any)."""
 
     record: dict
     weights_path: Path | None
     from_cache: bool
+    json_path: Path | None = None
+    weights_problem: str | None = None
 
     def load_weights(self, model: torch.nn.Module) -> torch.nn.Module:
         """Load the run's weights into ``model`` (built with the same configuration)."""
         if self.weights_path is None:
-            raise ValueError(f"run {self.record.get('name')} stored no weights")
+            raise ValueError(self.weights_problem or f"run {self.record.get('name')} stored no weights")
         model.load_state_dict(torch.load(self.weights_path, map_location="cpu", weights_only=True))
         return model
 
 
-def _paths(name: str, key: str, directory: Path) -> tuple[Path, Path]:
-    stem = f"{name}-{key}"
-    return directory / f"{stem}.json", directory / f"{stem}.pt"
+def verify_run(json_path: str | Path, weights: str = "required") -> StoredRun:
+    """The run stored at ``json_path``, checked; a one-line :class:`RunRecordError` when it fails.
+
+    ``weights="required"``: a record that names weights needs its ``.pt`` beside it, matching
+    ``weights_sha256``. ``"optional"`` (a history is enough): missing or mismatched weights leave
+    ``weights_path`` ``None`` and say why in ``weights_problem``.
+    """
+    json_path = Path(json_path)
+    try:
+        record = json.loads(json_path.read_text())
+    except FileNotFoundError:
+        raise RunRecordError(f"{json_path}: does not exist") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RunRecordError(f"{json_path}: not readable JSON ({type(exc).__name__})") from None
+    problem = record_problem(record)
+    if problem:
+        raise RunRecordError(f"{json_path}: {problem}")
+    sha = record["weights_sha256"]
+    if sha is None:
+        return StoredRun(record, None, True, json_path)
+    weights_path = json_path.with_suffix(".pt")
+    try:
+        found = _sha256(weights_path.read_bytes())
+        problem = None if found == sha else f"its weights {weights_path} do not match weights_sha256"
+    except OSError:
+        problem = f"its weights {weights_path} are missing"
+    if problem is None:
+        return StoredRun(record, weights_path, True, json_path)
+    if weights == "required":
+        raise RunRecordError(f"{json_path}: {problem}")
+    return StoredRun(record, None, True, json_path, f"{problem}; only the history is available")
 
 
 def read_run(json_path: Path) -> StoredRun | None:
-    """The run stored at ``json_path``, or ``None`` when it is missing, partial or corrupt."""
+    """The verified run stored at ``json_path``, or ``None`` when it is missing, partial or corrupt."""
     try:
-        record = json.loads(json_path.read_text())
-        if not isinstance(record, dict) or record.get("format") != FORMAT_VERSION or not record.get("complete"):
-            return None
-        weights = json_path.with_suffix(".pt")
-        if record.get("weights_sha256"):
-            if not weights.exists() or _sha256_file(weights) != record["weights_sha256"]:
-                return None
-            return StoredRun(record, weights, from_cache=True)
-        return StoredRun(record, None, from_cache=True)
-    except (OSError, ValueError):
+        return verify_run(json_path)
+    except RunRecordError:
         return None
 
 
 def stored_run(name: str, config: dict, directory: Path | None = None) -> StoredRun | None:
-    """The finished run stored for ``(name, config)``, or ``None`` when there is none (or it is corrupt)."""
-    json_path, _ = _paths(name, result_key({"name": name, **config}), directory or results_dir())
-    return read_run(json_path)
+    """The verified run stored for ``(name, config)``, or ``None`` when there is none or it fails verification."""
+    directory = Path(directory) if directory is not None else results_dir()
+    key = result_key({"name": name, **config})
+    try:
+        stored = verify_run(directory / f"{name}-{key}.json")
+    except (RunRecordError, OSError):
+        return None
+    found = (stored.record["name"], stored.record["key"], stored.record["config"])
+    return stored if found == (name, key, as_json(config)) else None
+
+
+def machine() -> dict:
+    """Where this process runs (recorded with every run)."""
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "threads": torch.get_num_threads(),
+    }
+
+
+def write_run(json_path: str | Path, record: dict, state_dict: dict | None) -> StoredRun:
+    """Store ``record`` at ``json_path`` and ``state_dict`` (if any) beside it as ``.pt``; sealed.
+
+    ``record`` needs the fields :func:`record_problem` checks, bar ``format``, ``complete``,
+    ``weights_sha256`` and ``body_sha256``, which are set here. The weights are written first,
+    the record last, so a record on disk always has its weights.
+    """
+    json_path = Path(json_path)
+    weights_path = json_path.with_suffix(".pt")
+    record = {**record, "format": FORMAT_VERSION, "weights_sha256": None}
+    if state_dict is not None:
+        blob = weights_bytes(state_dict)
+        atomic_write_bytes(weights_path, blob)
+        record["weights_sha256"] = _sha256(blob)
+    record["complete"] = True
+    record = seal(record)
+    problem = record_problem(record)
+    if problem:
+        raise ValueError(f"refusing to store {json_path.name}: {problem}")
+    atomic_write_bytes(json_path, json.dumps(record, indent=1).encode())
+    return StoredRun(record, weights_path if state_dict is not None else None, False, json_path)
 
 
 def load_or_run(
@@ -112,46 +327,62 @@ def load_or_run(
 ) -> StoredRun:
     """Return the stored run for ``(name, config)``, or call ``run(checkpoint_path)`` and store it.
 
-    ``run`` returns ``(record, state_dict_or_None)``; the record must be JSON-ready.
-    ``checkpoint_path`` is where ``run`` may keep a checkpoint so that an interrupted
-    run resumes; it is deleted once the result is stored.
+    ``run`` returns ``(record, state_dict_or_None)``; the record must be JSON-ready and hold
+    ``history`` and ``data``. A stored run that fails :func:`verify_run` (or was made for
+    another configuration) is run again, with one line saying why. ``checkpoint_path`` is
+    where ``run`` may keep a checkpoint so that an interrupted run resumes; it is deleted once
+    the result is stored. The folder is checked writable before ``run`` starts.
     """
-    directory = directory or results_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = Path(directory) if directory is not None else results_dir()
     key = result_key({"name": name, **config})
-    json_path, weights_path = _paths(name, key, directory)
-    stored = read_run(json_path)
-    if stored is not None:
-        return stored
-    if json_path.exists() and verbose:
-        print(f"{json_path.name} is corrupt or partial; running it again")
+    json_path = directory / f"{name}-{key}.json"
+    if json_path.exists():
+        try:
+            stored = verify_run(json_path)
+            found = (stored.record["name"], stored.record["key"], stored.record["config"])
+            if found != (name, key, as_json(config)):
+                raise RunRecordError(f"{json_path}: made for another configuration")
+            return stored
+        except RunRecordError as exc:
+            if verbose:
+                problem = str(exc).removeprefix(f"{json_path}: ")
+                print(f"{json_path.name} is corrupt or partial ({problem}); running it again")
+    check_writable(directory)
     checkpoint = directory / f"{name}-{key}.ckpt"
     started = time.perf_counter()
     record, state_dict = run(checkpoint)
     record = {
-        "format": FORMAT_VERSION,
         "name": name,
         "key": key,
         "config": config,
         **record,
         "library_hash": library_source_hash(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-            "threads": torch.get_num_threads(),
-        },
+        "machine": machine(),
         "wall_seconds": time.perf_counter() - started,
-        "weights_sha256": None,
     }
-    if state_dict is not None:
-        tmp = weights_path.with_name(f".{weights_path.name}.{os.getpid()}.tmp")
-        torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp)
-        os.replace(tmp, weights_path)
-        record["weights_sha256"] = _sha256_file(weights_path)
-    record["complete"] = True
-    atomic_write_bytes(json_path, json.dumps(record, indent=1, default=str).encode())
+    stored = write_run(json_path, record, state_dict)
     checkpoint.unlink(missing_ok=True)
-    return StoredRun(record, weights_path if state_dict is not None else None, from_cache=False)
+    return stored
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "RESULTS_ENV",
+    "ResultsFolderError",
+    "RunRecordError",
+    "StoredRun",
+    "atomic_write_bytes",
+    "check_writable",
+    "config_key",
+    "library_source_hash",
+    "load_or_run",
+    "read_run",
+    "record_problem",
+    "result_key",
+    "results_dir",
+    "seal",
+    "verify_run",
+    "weights_bytes",
+    "write_run",
+]

@@ -35,6 +35,11 @@ def net_label(family: str, depth: int) -> str:
     return f"{'ResNet' if family == 'residual' else 'plain'}-{depth}"
 
 
+def _sizes(data: ImageDataset) -> dict:
+    """How many images a run used (``n_train=None`` means all, and "all" depends on the folder)."""
+    return {k: v for k, v in data.describe().items() if k in ("n_train", "n_val", "n_test")}
+
+
 @dataclass
 class CifarRun:
     """One trained CIFAR net: its history, its record, and a way to get the trained model."""
@@ -69,7 +74,7 @@ def _run_config(family: str, depth: int, experiment: TrainingExperiment, seed: i
     recipe = replace(recipe, precision=resolve_precision(recipe.precision, device))
     config = {
         "model": {"family": family, "depth": depth, "width": experiment.width, "shortcut": shortcut},
-        "data": {**asdict(experiment.data), "resolved": data.name},
+        "data": {**asdict(experiment.data), "resolved": data.name, "used": _sizes(data)},  # what was used
         "recipe": recipe.as_dict(),
         "seed": seed,
         "profile": profile_name(),
@@ -104,9 +109,10 @@ def cifar_run(
         return record, net.state_dict()
 
     stored = load_or_run(name, config, train)
-    return CifarRun(
-        family, depth, seed, History.from_dict(stored.record["history"]), stored, experiment.width, shortcut
-    )
+    history = History.from_dict(stored.record["history"])
+    if history.diverged and stored.from_cache and progress:  # fit said so when it trained; say it again
+        print(history.divergence_line(net_label(family, depth) + f" (seed {seed})"))
+    return CifarRun(family, depth, seed, history, stored, experiment.width, shortcut)
 
 
 def is_stored(family: str, depth: int, experiment: TrainingExperiment, seed: int = 0, shortcut: str = "A") -> bool:

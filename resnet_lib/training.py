@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import math
-import os
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -16,6 +17,7 @@ from tqdm.auto import tqdm
 
 from resnet_lib.data import ImageDataset, iterate_batches
 from resnet_lib.recipe import Recipe, check_precision
+from resnet_lib.results import atomic_write_bytes
 
 
 @dataclass
@@ -25,8 +27,9 @@ class History:
     ``precision`` is the arithmetic the run used (``"fp32"`` or ``"bf16"``).
     ``epochs`` holds one dict per epoch: ``epoch``, ``step``, ``lr``, ``train_loss``,
     ``train_error`` (running average over the epoch's augmented mini-batches, as in
-    He et al.'s curves), ``test_loss``, ``test_error`` and ``seconds``. A run whose loss
-    became NaN or infinite stops with ``diverged=True`` and the step it happened at.
+    He et al.'s curves), ``test_loss``, ``test_error`` and ``seconds``. A run that diverged
+    (see :func:`divergence`) stops with ``diverged=True``, the optimizer step (0-based) at which
+    it was seen in ``diverged_at_step``, and what was seen in ``diverged_reason``.
     """
 
     epochs: list[dict] = field(default_factory=list)
@@ -34,11 +37,22 @@ class History:
     diverged: bool = False
     diverged_at_step: int | None = None
     precision: str = "fp32"
+    diverged_reason: str | None = None
 
     @property
     def final(self) -> dict:
         """The last epoch's record (empty before the first epoch ends)."""
         return self.epochs[-1] if self.epochs else {}
+
+    def mark_diverged(self, step: int, reason: str) -> None:
+        """Record that the run diverged at optimizer step ``step`` (0-based), and why."""
+        self.diverged, self.diverged_at_step, self.diverged_reason = True, step, reason
+
+    def divergence_line(self, name: str = "run") -> str | None:
+        """One line saying where and why ``name`` diverged, or ``None`` when it did not."""
+        if not self.diverged:
+            return None
+        return f"{name} diverged at step {self.diverged_at_step}: {self.diverged_reason or 'non-finite loss'}"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -121,12 +135,17 @@ def _data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
     return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
 
-def _broadcast_checkpoint(path: Path | None, rank: int, device: torch.device) -> dict | None:
+def _broadcast_checkpoint(path: Path | None, rank: int, device: torch.device, identity: dict) -> dict | None:
     """Rank 0 reads the checkpoint (if any) and every rank receives it: no shared disk is needed."""
-    box = [None]
-    if rank == 0 and path is not None and path.exists():
-        box[0] = torch.load(path, map_location="cpu", weights_only=False)
+    box: list = [None]
+    if rank == 0 and path is not None:
+        try:
+            box[0] = read_checkpoint(path, identity)
+        except ValueError as exc:
+            box[0] = str(exc)  # every rank raises it, not rank 0 alone
     dist.broadcast_object_list(box, src=0, device=device if device.type == "cuda" else None)
+    if isinstance(box[0], str):
+        raise ValueError(box[0])
     return box[0]
 
 
@@ -159,10 +178,90 @@ def _evaluate_distributed(
     return loss_sum / n, wrong / n
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+# ----------------------------------------------------------------- divergence
+
+
+def loss_divergence(loss: float, start: float | None, factor: float, what: str = "training loss") -> str | None:
+    """Why ``loss`` means divergence (non-finite, or above ``factor`` times the run's first
+    training loss ``start``), or ``None`` when it does not."""
+    if not math.isfinite(loss):
+        return f"{what} is {loss}"
+    if start is not None and math.isfinite(start) and start > 0 and loss > factor * start:
+        return f"{what} {loss:.3g} is above {factor:g}x the starting training loss {start:.3g}"
+    return None
+
+
+def non_finite_state(model: nn.Module) -> str | None:
+    """The name of the first parameter or buffer (BatchNorm statistics) of ``model`` holding a NaN
+    or infinity, or ``None`` when all are finite (one reduction, one synchronization)."""
+    named = [(n, t) for n, t in model.state_dict().items() if t.is_floating_point()]
+    if not named:
+        return None
+    largest = torch.nn.utils.get_total_norm([t.detach() for _, t in named], norm_type=math.inf)
+    if math.isfinite(largest.item()):
+        return None
+    return next((n for n, t in named if not torch.isfinite(t).all()), "?")
+
+
+# ----------------------------------------------------------------- checkpoints
+
+
+def _data_fingerprint(data: ImageDataset) -> list:
+    """Cheap identity of a dataset: sizes and sums (float64) of its images and labels."""
+    sums = [float(t.double().sum()) for t in (data.train_x, data.train_y, data.test_x, data.test_y)]
+    return [len(data.train_y), len(data.test_y), data.image_size, *sums]
+
+
+def checkpoint_identity(model: nn.Module, data: ImageDataset, recipe: Recipe, seed: int) -> dict:
+    """What a checkpoint must match to be resumed: seed, recipe, data and the model's tensors."""
+    shapes = [[name, list(t.shape)] for name, t in model.state_dict().items()]
+    return {"seed": seed, "recipe": recipe.as_dict(), "data": _data_fingerprint(data), "model": shapes}
+
+
+def _identity_difference(there: dict, here: dict) -> str | None:
+    for key in ("seed", "recipe", "data", "model"):
+        a, b = there.get(key), here[key]
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b)):
+                if a.get(k) != b.get(k):
+                    return f"recipe.{k}: {a.get(k)!r} there, {b.get(k)!r} here"
+        elif a != b and key in ("data", "model"):
+            return f"another {'dataset' if key == 'data' else 'model'}"
+        elif a != b:
+            return f"{key}: {a!r} there, {b!r} here"
+    return None
+
+
+def read_checkpoint(path: Path, identity: dict) -> dict | None:
+    """The checkpoint at ``path`` when it belongs to the run ``identity`` describes.
+
+    A missing file is ``None``. A file that does not load (truncated, not a checkpoint) is
+    discarded with one warning line, so that the run starts again; a checkpoint of another
+    run (another seed, recipe, data or model) is a one-line ``ValueError``: it is never resumed.
+    """
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or not {"model", "optimizer", "history", "step", "epoch"} <= set(state):
+            raise ValueError("not a training checkpoint")
+        History.from_dict(state["history"])
+    except Exception as exc:  # truncated zip, bad pickle, EINVAL from the reader, wrong contents, ...
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:100]
+        print(f"warning: checkpoint {path} is corrupt ({reason}); discarding it and starting the run again",
+              file=sys.stderr)  # fmt: skip
+        path.unlink(missing_ok=True)
+        return None
+    difference = _identity_difference(state.get("identity") or {}, identity)
+    if difference:
+        raise ValueError(f"checkpoint {path} belongs to another run ({difference}); delete it or use another path")
+    return state
+
+
+def _save_checkpoint(state: dict, path: Path) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def fit(
@@ -181,9 +280,15 @@ def fit(
 
     Mini-batch order and augmentation for epoch ``e`` come from a generator seeded with
     ``(seed, e)``, so a run resumed from ``checkpoint`` (saved atomically after every
-    epoch) ends with the same history as one that never stopped. A NaN or infinite loss
-    stops training and is reported in the returned :class:`History`, never raised.
-    ``stop_after_epochs`` ends this call early (the checkpoint stays), as an interruption would.
+    epoch) ends with the same history as one that never stopped. The checkpoint is bound to the
+    run (seed, recipe, data, model): another run's is refused with a ``ValueError``, a corrupt one
+    is discarded with one warning line. ``stop_after_epochs`` ends this call early (the checkpoint
+    stays), as an interruption would.
+
+    Divergence stops training and is recorded in the returned :class:`History` (step and reason),
+    never raised, and reported in one line when ``progress``: a non-finite training or test loss, a
+    training loss above ``recipe.divergence_factor`` times the first one, or a NaN or infinity in
+    the parameters or BatchNorm statistics (checked after every step).
 
     ``distributed=True`` trains data-parallel in the ``torch.distributed`` process group that
     :func:`resnet_lib.distributed.init_distributed` joined: every rank draws the same global batch
@@ -208,17 +313,16 @@ def fit(
     total_steps = recipe.total_steps(steps_per_epoch)
     history, step, start_epoch = History(precision=precision), 0, 0
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
+    identity = checkpoint_identity(model, data, replace(recipe, precision=precision), seed)
     if distributed:
-        state = _broadcast_checkpoint(ckpt_path, rank, device)
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            history, step, start_epoch = History.from_dict(state["history"]), state["step"], state["epoch"]
-    elif ckpt_path is not None and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        state = _broadcast_checkpoint(ckpt_path, rank, device, identity)
+    else:
+        state = read_checkpoint(ckpt_path, identity) if ckpt_path is not None else None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, step, start_epoch = History.from_dict(state["history"]), state["step"], state["epoch"]
+    factor = recipe.divergence_factor
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
     net = _data_parallel(model, device) if distributed else model
     bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not progress or rank != 0, leave=False, unit="step")
@@ -247,12 +351,20 @@ def fit(
             else:
                 loss_value = loss.item()
             history.step_losses.append(loss_value)
-            if not math.isfinite(loss_value):
-                history.diverged, history.diverged_at_step = True, step
+            reason = loss_divergence(loss_value, history.step_losses[0], factor)
+            if reason:
+                history.mark_diverged(step, reason)
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            bad = non_finite_state(model)
+            if distributed:  # BatchNorm statistics are per rank: every rank must stop alike
+                flag = torch.tensor([0.0 if bad is None else 1.0], device=device)
+                dist.all_reduce(flag)
+                bad = bad or ("the state of another rank" if flag.item() else None)
+            if bad:
+                history.mark_diverged(step, f"non-finite values in {bad} after the step")
             step += 1
             if distributed:
                 loss_sum, wrong, seen = loss_sum + loss_value * n_batch, wrong + n_wrong, seen + n_batch
@@ -261,6 +373,8 @@ def fit(
                 wrong += (logits.argmax(1) != yb).sum().item()
                 seen += len(yb)
             bar.update(1)
+            if history.diverged:
+                break
             if step % 10 == 0:
                 bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.3g}")
         if distributed:
@@ -283,10 +397,18 @@ def fit(
                 "seconds": time.perf_counter() - started,
             }
         )
+        if not history.diverged:
+            # Only non-finite: a BatchNorm net's test loss can be 100x its start after an epoch of
+            # raw pixels (running statistics still warming up) and then recover, as chapter 2 showed.
+            reason = loss_divergence(test_loss, None, factor, "test loss")
+            if reason:
+                history.mark_diverged(max(step - 1, 0), reason)
         if ckpt_path is not None and not history.diverged and rank == 0:
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
-            _atomic_save({**state, "history": history.to_dict(), "step": step, "epoch": epoch + 1}, ckpt_path)
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "identity": identity}
+            _save_checkpoint({**state, "history": history.to_dict(), "step": step, "epoch": epoch + 1}, ckpt_path)
         if stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs:
             break
     bar.close()
+    if history.diverged and progress and rank == 0:
+        print(history.divergence_line(desc), file=sys.stderr)
     return history

@@ -171,7 +171,7 @@ def test_bad_dataset_names_and_sizes_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"n_val=30 leaves no training images"):
         load_dataset(DataSpec(dataset="cifar10", n_val=30), root=tmp_path)  # 20 images on disk
     for field in ("n_train", "n_test"):
-        with pytest.raises(ValueError, match=rf"{field} must be None \(all images\) or >= 1, got 0"):
+        with pytest.raises(ValueError, match=rf"DataSpec.{field} must be a whole number >= 1 or None, got 0"):
             load_dataset(DataSpec(dataset="standin", **{field: 0}))
 
 
@@ -317,3 +317,42 @@ def test_the_dataset_variable_decides_what_auto_means(tmp_path, monkeypatch, cap
     monkeypatch.setenv(data_mod.DATASET_ENV, "imagenet")
     with pytest.raises(ValueError, match=r"^RESNET_BOOK_DATASET='imagenet' is not a dataset; choose one of"):
         load_dataset(spec, root=tmp_path)
+
+
+def test_fewer_images_than_asked_is_an_error_that_says_how_many_exist(tmp_path):
+    """Issue 18, finding 3: 20 images on disk and n_train=30 gave 20 without a word."""
+    write_cifar_folder(tmp_path)  # 20 training images, 6 test images
+    for spec in (DataSpec(dataset="cifar10", n_train=30), DataSpec(dataset="cifar10", n_train=15, n_val=10)):
+        with pytest.raises(ValueError, match=r"training images were asked for, but .* holds only 20") as err:
+            load_dataset(spec, root=tmp_path, verbose=False)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match=r"n_test=10 test images were asked for, but .* holds only 6"):
+        load_dataset(DataSpec(dataset="cifar10", n_test=10), root=tmp_path, verbose=False)
+    every = load_dataset(DataSpec(dataset="cifar10", n_train=None, n_val=5), root=tmp_path, verbose=False)
+    assert (len(every.train_y), len(every.val_y), len(every.test_y)) == (15, 5, 6)  # None: all of them
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_train": 100, "n_val": -3}, r"DataSpec.n_val must be a whole number >= 0, got -3"),
+        ({"n_train": 2.5}, r"DataSpec.n_train must be a whole number >= 1 or None, got 2.5"),
+        ({"n_test": 0}, r"DataSpec.n_test must be a whole number >= 1 or None, got 0"),
+        ({"n_val": 1.0}, r"DataSpec.n_val must be a whole number >= 0"),
+        ({"image_size": 16.0}, r"DataSpec.image_size must divide 32"),
+        ({"image_size": True}, r"DataSpec.image_size must divide 32"),
+    ],
+)
+def test_data_specs_are_checked_at_construction(kwargs, message):
+    """Issue 18, finding 3: n_val=-3 gave n_train=3 and n_val=94; n_train=2.5 ended in a torch error."""
+    with pytest.raises(ValueError, match=message) as err:
+        DataSpec(**kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_a_fractional_width_is_refused_at_construction():
+    from resnet_lib.profiles import TrainingExperiment
+    from resnet_lib.recipe import Recipe
+
+    with pytest.raises(ValueError, match=r"TrainingExperiment.width must be a whole number >= 1, got 2.5"):
+        TrainingExperiment(DataSpec(), Recipe(), width=2.5)

@@ -72,10 +72,12 @@ def test_stand_in_runs_never_pass_for_the_papers_scale(full_dir):
 def test_only_full_profile_runs_count(full_dir, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(full_dir, copy)
-    for path in (copy / "runs").glob("*.json"):
+    from resnet_lib.results import seal
+
+    for path in (copy / "runs").glob("*.json"):  # as if the sweep had been made at the ci profile
         record = json.loads(path.read_text())
         record["config"]["profile"] = "ci"
-        path.write_text(json.dumps(record))
+        path.write_text(json.dumps(seal(record)))
     assert full_results("residual", 8, directory=copy, dataset="standin") is None
     assert len(load_runs(copy)) == 4 and len(load_runs(copy, profile="ci")) == 4
 
@@ -113,3 +115,29 @@ def test_histories_alone_suffice_but_model_needs_weights(full_dir, tmp_path):
 def test_unknown_family_is_a_clear_error():
     with pytest.raises(ValueError, match="choose one of: plain, residual"):
         full_results("dense", 20)
+
+
+def test_an_edited_record_is_refused_with_one_line_naming_it(full_dir, tmp_path, capsys):
+    """Issue 18, finding 5: an edited test_error (or dataset label) was served as it was."""
+    copy = tmp_path / "copy"
+    shutil.copytree(full_dir, copy)
+    path = copy / "runs" / "residual-8-s0.json"
+    record = json.loads(path.read_text())
+    record["data"]["label"] = "CIFAR-10"
+    path.write_text(json.dumps(record))
+    capsys.readouterr()
+    runs = full_results("residual", 8, directory=copy, dataset=None)
+    assert [r.seed for r in runs] == [1]
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"skipping {path}:") and "checksum" in line
+
+
+def test_changed_weights_are_refused_but_the_history_is_kept(full_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(full_dir, copy)
+    weights = copy / "runs" / "residual-8-s0.pt"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    run = full_results("residual", 8, directory=copy, dataset="standin")[0]
+    assert run.history.epochs
+    with pytest.raises(ValueError, match=r"do not match weights_sha256; only the history is available"):
+        run.model()

@@ -62,16 +62,41 @@ def test_a_recipe_is_plain_data():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"epochs": 0}, "epochs >= 1"),
-        ({"batch_size": 0}, "batch_size >= 1"),
+        ({"epochs": 0}, r"Recipe.epochs must be a whole number >= 1, got 0"),
+        ({"batch_size": 0}, r"Recipe.batch_size must be a whole number >= 1, got 0"),
         ({"lr_milestones": (0.5, 1.0)}, r"fractions of training in \(0, 1\)"),
         ({"lr_milestones": (0.0,)}, r"fractions of training in \(0, 1\)"),
-        ({"max_steps": 0}, r"max_steps must be None \(no limit\) or >= 1"),
-        ({"warmup_steps": -1}, "warmup_steps must be >= 0"),
+        ({"max_steps": 0}, r"Recipe.max_steps must be a whole number >= 1 or None, got 0"),
+        ({"warmup_steps": -1}, r"Recipe.warmup_steps must be a whole number >= 0, got -1"),
         ({"precision": "fp16"}, "unknown precision 'fp16'; choose one of: fp32, bf16, auto"),
+        # Issue 18, finding 6: these were accepted and trained.
+        ({"lr": float("nan")}, r"Recipe.lr must be a finite number in \(0, inf\), got nan"),
+        ({"lr": float("inf")}, r"Recipe.lr must be a finite number"),
+        ({"lr": -0.1}, r"Recipe.lr must be a finite number in \(0, inf\)"),
+        ({"momentum": -0.9}, r"Recipe.momentum must be a finite number in \[0, 1\), got -0.9"),
+        ({"momentum": 1.5}, r"Recipe.momentum must be a finite number in \[0, 1\)"),
+        ({"epochs": 2.5}, r"Recipe.epochs must be a whole number >= 1, got 2.5"),
+        ({"epochs": True}, r"Recipe.epochs must be a whole number"),
+        ({"batch_size": 12.0}, r"Recipe.batch_size must be a whole number"),
+        ({"weight_decay": -1e-4}, r"Recipe.weight_decay must be a finite number in \[0, inf\)"),
+        ({"lr_gamma": 0.0}, r"Recipe.lr_gamma must be a finite number in \(0, inf\)"),
+        ({"warmup_lr": float("nan")}, r"Recipe.warmup_lr must be a finite number in \(0, inf\) or None"),
+        ({"warmup_steps": 1.5}, r"Recipe.warmup_steps must be a whole number >= 0"),
+        ({"max_steps": 10.5}, r"Recipe.max_steps must be a whole number >= 1 or None"),
+        ({"lr_milestones": (float("nan"),)}, r"fractions of training in \(0, 1\)"),
+        ({"augment": "yes"}, r"Recipe.augment must be True or False"),
+        ({"divergence_factor": 1.0}, r"Recipe.divergence_factor must be a finite number in \(1, inf\)"),
     ],
 )
 def test_bad_recipes_are_refused_with_one_line(kwargs, message):
     with pytest.raises(ValueError, match=message) as err:
         Recipe(**kwargs)
     assert "\n" not in str(err.value)
+
+
+def test_recipe_numbers_are_stored_as_plain_python_numbers():
+    """Whole numbers of another integer type (numpy's, say) are kept as ``int``, so records stay JSON."""
+    np = pytest.importorskip("numpy")
+    recipe = Recipe(epochs=np.int64(3), batch_size=np.int32(64), lr=np.float32(0.5), lr_milestones=[0.5])
+    assert type(recipe.epochs) is int and type(recipe.batch_size) is int and type(recipe.lr) is float
+    assert recipe.lr_milestones == (0.5,)

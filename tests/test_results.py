@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import replace
 
@@ -15,9 +16,16 @@ from resnet_lib.profiles import DataSpec, TrainingExperiment
 from resnet_lib.recipe import Recipe
 from resnet_lib.results import load_or_run, read_run, result_key
 from resnet_lib.runs import cifar_run
-from resnet_lib.training import resolve_precision
+from resnet_lib.training import History, resolve_precision
 
 CONFIG = {"model": {"family": "residual", "depth": 8}, "recipe": {"lr": 0.1}, "seed": 0, "profile": "ci"}
+EPOCH = {"epoch": 1, "step": 2, "lr": 0.1, "train_loss": 2.0, "train_error": 0.5, "test_loss": 2.1, "test_error": 0.25}
+DATA = {"name": "standin", "label": "test data", "n_train": 64, "n_val": 0, "n_test": 32, "image_size": 8}
+
+
+def run_record() -> dict:
+    """What ``run`` returns besides weights: a history and a data description, as cifar_run's."""
+    return {"history": History(epochs=[{**EPOCH, "seconds": 0.1}], step_losses=[2.3, 2.0]).to_dict(), "data": DATA}
 
 
 class Runner:
@@ -31,7 +39,7 @@ class Runner:
         self.checkpoints.append(checkpoint)
         checkpoint.write_bytes(b"half-way state")  # as fit() would, epoch by epoch
         state = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2)} if self.weights else None
-        return {"history": {"epochs": [{"test_error": 0.25}]}, "data": {"label": "test data"}}, state
+        return run_record(), state
 
 
 def test_a_finished_run_is_stored_and_then_loaded(tmp_path):
@@ -56,7 +64,7 @@ def test_load_weights_restores_a_model(tmp_path):
     model = torch.nn.Linear(3, 2)
 
     def run(checkpoint):
-        return {"history": {}}, model.state_dict()
+        return run_record(), model.state_dict()
 
     stored = load_or_run("lin", {"x": 1}, run, directory=tmp_path)
     fresh = stored.load_weights(torch.nn.Linear(3, 2))
@@ -101,6 +109,19 @@ def _corrupt(json_path, how):
         weights.unlink()
     elif how == "binary garbage":
         json_path.write_bytes(bytes(range(256)))
+    elif how in ("edited test_error", "edited config", "edited label", "no history", "history not a history"):
+        record = json.loads(json_path.read_text())
+        if how == "edited test_error":
+            record["history"]["epochs"][-1]["test_error"] = 0.01
+        elif how == "edited config":
+            record["config"]["seed"] = 7
+        elif how == "edited label":
+            record["data"]["label"] = "CIFAR-10"
+        elif how == "no history":
+            del record["history"]
+        else:
+            record["history"] = {"epochs": "many"}
+        json_path.write_text(json.dumps(record))
 
 
 CORRUPTIONS = [
@@ -114,6 +135,12 @@ CORRUPTIONS = [
     "weights truncated",
     "weights missing",
     "binary garbage",
+    # Issue 18, finding 5: these were served as they were (or raised KeyError on every load).
+    "edited test_error",
+    "edited config",
+    "edited label",
+    "no history",
+    "history not a history",
 ]
 
 
@@ -127,7 +154,8 @@ def test_a_corrupt_or_partial_result_is_detected_and_recomputed(tmp_path, capsys
     capsys.readouterr()
     again = load_or_run("net", CONFIG, runner, directory=tmp_path)
     assert runner.calls == 2 and not again.from_cache
-    assert capsys.readouterr().out.splitlines() == [f"{json_path.name} is corrupt or partial; running it again"]
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{json_path.name} is corrupt or partial (") and line.endswith("); running it again")
     third = load_or_run("net", CONFIG, runner, directory=tmp_path)
     assert runner.calls == 2 and third.from_cache  # repaired
 
@@ -144,7 +172,7 @@ def test_an_interrupted_run_stores_nothing_and_keeps_its_checkpoint(tmp_path):
 
     def resume(checkpoint):
         found.append(checkpoint.read_bytes())
-        return {"history": {}}, None
+        return run_record(), None
 
     load_or_run("net", CONFIG, resume, directory=tmp_path)
     assert found == [b"epoch 1 state"]  # the second attempt saw the first one's checkpoint
@@ -247,3 +275,83 @@ def test_cifar_run_trains_deep_nets_with_the_experiments_deep_warmup():
     assert (recipe["warmup_steps"], recipe["warmup_lr"]) == (1, 0.01)
     shallow = replace(experiment, deep_warmup_from=14)  # ResNet-8 is not deep enough to need it there
     assert cifar_run("residual", 8, shallow, progress=False).stored.record["config"]["recipe"]["warmup_lr"] is None
+
+
+# ----------------------------------------------------------------------------- issue 18: runs that never lie
+
+TINY = TrainingExperiment(
+    data=DataSpec(dataset="standin", n_train=64, n_test=32, image_size=8),
+    recipe=Recipe(epochs=1, batch_size=32),
+    width=4,
+    depths=(8,),
+)
+
+
+def test_cifar_run_records_the_images_it_used(monkeypatch):
+    """Finding 3: the key recorded the size asked for, not the one used (n_train=None: all there are)."""
+    from pathlib import Path
+
+    from tests.test_data import write_cifar_folder
+
+    write_cifar_folder(Path(os.environ["RESNET_BOOK_DATA"]))  # 20 training and 6 test images
+    runs.experiment_data.cache_clear()
+    every = replace(TINY, data=DataSpec(dataset="cifar10", n_train=None, n_test=None, image_size=8))
+    try:
+        run = cifar_run("plain", 8, every, progress=False)
+        assert run.stored.record["config"]["data"]["used"] == {"n_train": 20, "n_val": 0, "n_test": 6}
+        too_many = replace(TINY, data=DataSpec(dataset="cifar10", n_train=1000, image_size=8))
+        with pytest.raises(ValueError, match="holds only 20"):
+            cifar_run("plain", 8, too_many, progress=False)
+    finally:
+        runs.experiment_data.cache_clear()
+
+
+def test_identical_runs_write_identical_weight_bytes(tmp_path, monkeypatch):
+    """Finding 6: the temporary file's name (with the process id) ended up inside the .pt."""
+    shas, blobs = [], []
+    for pid in (1111, 2222):  # two processes, as two sessions would be
+        monkeypatch.setattr(os, "getpid", lambda pid=pid: pid)
+        monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path / str(pid)))
+        run = cifar_run("plain", 8, TINY, progress=False)
+        assert not run.stored.from_cache
+        shas.append(run.stored.record["weights_sha256"])
+        blobs.append(run.stored.weights_path.read_bytes())
+    assert blobs[0] == blobs[1] and shas[0] == shas[1]
+
+
+def _refuse_writes(monkeypatch, folder):
+    """Make ``folder`` unwritable: by its mode, or (as root, whom modes do not stop) by failing renames into it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o500)
+    probe = folder / "probe"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError:
+        return  # the mode works
+    real_replace = os.replace
+
+    def replace_(src, dst, *args, **kwargs):
+        if str(dst).startswith(str(folder)):
+            raise PermissionError(13, "Permission denied", str(dst))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace_)
+
+
+def test_an_unwritable_results_folder_is_refused_before_any_training(tmp_path, monkeypatch):
+    """Finding 6: a read-only results folder cost a full epoch before a Permission denied naming no file."""
+    folder = tmp_path / "read-only"
+    _refuse_writes(monkeypatch, folder)
+    monkeypatch.setenv(results.RESULTS_ENV, str(folder))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking the results folder")
+
+    monkeypatch.setattr(runs, "fit", no_training)
+    try:
+        with pytest.raises(results.ResultsFolderError, match=r"results folder .*read-only is not writable") as err:
+            cifar_run("plain", 8, TINY, progress=False)
+        assert "\n" not in str(err.value)
+    finally:
+        folder.chmod(0o700)

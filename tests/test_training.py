@@ -143,10 +143,12 @@ def test_a_nan_loss_is_reported_not_raised(data, tmp_path):
     assert history.diverged and history.diverged_at_step is not None
     step = history.diverged_at_step
     assert step < 3 * STEPS_PER_EPOCH and len(history.step_losses) == step + 1
-    assert not math.isfinite(history.step_losses[-1]) and all(map(math.isfinite, history.step_losses[:-1]))
+    # The loss that exploded is the last one (here far above 100x the first, before it overflows).
+    assert all(map(math.isfinite, history.step_losses[:-1])) and "above 100x" in history.diverged_reason
     assert history.epochs and history.final["step"] == step  # the epoch it happened in is recorded
     assert len(history.epochs) == step // STEPS_PER_EPOCH + 1  # and training stopped there
-    stored = History.from_dict(json.loads(json.dumps(history.to_dict())))  # NaN and inf survive JSON
+    nan = History(step_losses=[2.3, float("nan")], diverged=True, diverged_at_step=1, diverged_reason="nan")
+    stored = History.from_dict(json.loads(json.dumps(nan.to_dict())))  # NaN and inf survive JSON
     assert stored.diverged and not math.isfinite(stored.step_losses[-1])
 
 
@@ -197,3 +199,70 @@ def test_evaluate_in_bf16_is_close_to_fp32(data):
     loss32, error32 = evaluate(net, data.test_x, data.test_y)
     loss16, error16 = evaluate(net, data.test_x, data.test_y, precision="bf16")
     assert loss16 == pytest.approx(loss32, rel=2e-2) and abs(error16 - error32) <= 0.05
+
+
+# ----------------------------------------------------------------------------- issue 18: runs that never lie
+
+
+def test_an_explosion_without_nan_is_divergence(data):
+    """Finding 1: a loss that explodes but stays finite is divergence, with the step and the reason."""
+    recipe = Recipe(epochs=3, batch_size=32, lr=100.0, warmup_steps=0)
+    history = fit(tiny_net(), data, recipe, seed=0, progress=False)
+    assert history.diverged and history.diverged_at_step is not None and history.diverged_reason
+    assert history.diverged_at_step < 3 * STEPS_PER_EPOCH
+    line = history.divergence_line("ResNet-8")
+    assert line.startswith(f"ResNet-8 diverged at step {history.diverged_at_step}: ") and "\n" not in line
+    stored = History.from_dict(json.loads(json.dumps(history.to_dict())))
+    assert stored.diverged_reason == history.diverged_reason
+
+
+def test_infinite_batchnorm_statistics_are_divergence(data, capsys):
+    """Finding 1: inf in a BatchNorm running_var (finite losses, constant predictions) is divergence."""
+    net = tiny_net()
+    bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn.running_var.fill_(float("inf"))  # as lr=100 left six running_var tensors
+    history = fit(net, data, Recipe(epochs=2, batch_size=32), seed=0, progress=True, desc="ResNet-8")
+    assert history.diverged and history.diverged_at_step == 0
+    assert "running_var" in history.diverged_reason
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line for line in err if "diverged" in line] == [history.divergence_line("ResNet-8")]
+
+
+def test_loss_divergence_rules():
+    from resnet_lib.training import loss_divergence
+
+    assert loss_divergence(2.0, 2.3, 100) is None
+    assert "nan" in loss_divergence(float("nan"), 2.3, 100)
+    assert "inf" in loss_divergence(float("inf"), None, 100)
+    assert "above 100x" in loss_divergence(231.0, 2.3, 100, "test loss")
+    assert loss_divergence(229.0, 2.3, 100) is None
+
+
+def test_a_corrupt_checkpoint_is_discarded_with_one_line_and_the_run_restarts(data, reference, tmp_path, capsys):
+    """Finding 4: a truncated checkpoint made every retry die in torch.load without naming the file."""
+    ckpt = tmp_path / "run.ckpt"
+    fit(tiny_net(), data, RECIPE, seed=0, checkpoint=ckpt, progress=False, stop_after_epochs=1)
+    ckpt.write_bytes(ckpt.read_bytes()[:200])
+    capsys.readouterr()
+    net = tiny_net()
+    history = fit(net, data, RECIPE, seed=0, checkpoint=ckpt, progress=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(ckpt) in err[0] and "corrupt" in err[0] and "starting the run again" in err[0]
+    assert same_history(history, reference[0]) and same_weights(net, reference[1])  # restarted from scratch
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"seed": 1}, {"recipe": replace(RECIPE, lr=0.1)}, {"recipe": replace(RECIPE, batch_size=64)}],
+    ids=["seed", "recipe", "batch size"],
+)
+def test_a_checkpoint_of_another_run_is_never_resumed(data, tmp_path, change):
+    """Finding 4: fit(checkpoint=...) with another seed, recipe or batch size silently resumed it."""
+    ckpt = tmp_path / "run.ckpt"
+    fit(tiny_net(), data, RECIPE, seed=0, checkpoint=ckpt, progress=False, stop_after_epochs=1)
+    before = ckpt.read_bytes()
+    kwargs = {"seed": 0, "recipe": RECIPE, **change}
+    with pytest.raises(ValueError, match=r"belongs to another run") as err:
+        fit(tiny_net(), data, kwargs["recipe"], seed=kwargs["seed"], checkpoint=ckpt, progress=False)
+    assert str(ckpt) in str(err.value) and "\n" not in str(err.value)
+    assert ckpt.read_bytes() == before  # the other run's checkpoint is left alone
