@@ -80,4 +80,4 @@ clean:
 # JupyterLab on the chapters, with the profile and results cache that `make book` used
 # (PROFILE, default ci, and _results/), so training runs the build finished are reused.
 lab: install
-	$(VENV)/bin/jupyter lab --notebook-dir=book
+	$(VENV)/bin/jupyter lab --notebook-dir=book $$( [ "$$(id -u)" != 0 ] || echo --allow-root )
