@@ -32,7 +32,7 @@ START = start=$$(date +%s)
 STOP = echo "[stage] $@: $$(( $$(date +%s) - start )) s"
 PIP = $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: install runs book test unit notebooks notebooks-standin browser-deps browser-test lint clean help
+.PHONY: install runs book test unit notebooks notebooks-standin browser-deps browser-test lint clean help lab
 
 help:
 	@sed -n '2,5p' Makefile
@@ -98,3 +98,8 @@ lint: install
 
 clean:
 	rm -rf _build _results
+
+# JupyterLab on the chapters, with the profile and results cache that `make book` used
+# (PROFILE, default ci, and _results/), so training runs the build finished are reused.
+lab: install
+	$(VENV)/bin/jupyter lab --notebook-dir=book $$( [ "$$(id -u)" != 0 ] || echo --allow-root )

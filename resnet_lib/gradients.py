@@ -26,6 +26,7 @@ from resnet_lib.plotting import SERIES_COLORS, new_figure, titled
 from resnet_lib.profiles import GradientFlowExperiment
 from resnet_lib.threads import single_thread
 from resnet_lib.training import History, fit
+from resnet_lib.widgets import figure_png, static_caption, with_static_view
 
 
 def weight_layers(net: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -386,6 +387,7 @@ class GradientFlowExplorer:
             ]
         )
         self.flow: GradientFlow | None = None
+        self.first_png: bytes | None = None  # the first state, for pages without a kernel
         for control in self.controls.values():
             control.observe(lambda _change: self.redraw(), names="value")
         self.redraw()
@@ -407,6 +409,12 @@ class GradientFlowExplorer:
         net = "fully connected" if s["arch"] == "mlp" else "convolutional"
         plot_gradient_flow(ax, [self.flow])
         titled(ax, f"{s['depth']}-layer {net} net at initialization, init scale {s['init_scale']:g}", self.data.label)
+        if self.first_png is None:
+            self.first_png = figure_png(fig)
+            self.first_settings = (
+                f"{net} net, {s['activation']}, {s['depth']} layers, init scale {s['init_scale']:g}"
+                f"{', BatchNorm' if s['batchnorm'] else ''}"
+            )
         with self.output:
             self.output.clear_output(wait=True)
             display(fig)
@@ -414,7 +422,8 @@ class GradientFlowExplorer:
         return self.flow
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        return with_static_view(bundle, self.first_png, static_caption(self.first_settings))
 
 
 def gradient_flow_explorer(data: ImageDataset, experiment: GradientFlowExperiment, **initial) -> GradientFlowExplorer:

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from resnet_lib.plotting import use_book_style
-from resnet_lib.profiles import PROFILES, Profile, get_profile, set_profile
+from resnet_lib.profiles import PROFILE_ENV, PROFILES, Profile, get_profile, set_profile
+from resnet_lib.results import RESULTS_ENV, results_dir
 
 
 def seed_everything(seed: int) -> None:
@@ -23,7 +24,8 @@ def seed_everything(seed: int) -> None:
 def setup(seed: int = 0, profile: str | None = None, banner: bool = True) -> Profile:
     """Seed everything, apply the book's plot style, and say which profile runs.
 
-    ``profile`` overrides ``$RESNET_BOOK_PROFILE`` for this kernel.
+    ``profile`` overrides ``$RESNET_BOOK_PROFILE`` for this kernel. With neither, the
+    ``default`` profile runs; the banner says so, and where finished training runs are cached.
     """
     if profile is not None:
         set_profile(profile)
@@ -35,12 +37,24 @@ def setup(seed: int = 0, profile: str | None = None, banner: bool = True) -> Pro
         hardware = (
             torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
         )
+        chosen_by = "rl.setup(profile=...)" if profile is not None else profile_source()
+        cache_by = f"${RESULTS_ENV}" if os.environ.get(RESULTS_ENV) else f"the default; set ${RESULTS_ENV} to move it"
         print(
-            f"The ResNet Book, profile '{active.name}': {active.description}.\n"
+            f"The ResNet Book, profile '{active.name}' ({chosen_by}): {active.description}.\n"
             f"torch {torch.__version__.split('+')[0]} on {where}{hardware}; networks train in "
-            f"{training_arithmetic(active)}. Other profiles: RESNET_BOOK_PROFILE={'|'.join(PROFILES)}."
+            f"{training_arithmetic(active)}. Other profiles: RESNET_BOOK_PROFILE={'|'.join(PROFILES)}.\n"
+            f"Results cache: {results_dir()} ({cache_by})."
         )
     return active
+
+
+def profile_source() -> str:
+    """Where the active profile's name came from, for the banner."""
+    from resnet_lib import profiles
+
+    if profiles._override is not None:
+        return "set_profile"
+    return f"${PROFILE_ENV}" if os.environ.get(PROFILE_ENV) else f"${PROFILE_ENV} unset: the default"
 
 
 def training_arithmetic(profile: Profile | None = None) -> str:

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from resnet_lib.models.scalar import scalar_net
 from resnet_lib.plotting import SERIES_COLORS, depth_shade, family_color
 from resnet_lib.threads import single_thread
+from resnet_lib.widgets import ExplorerPanel, figure_png
 
 #: The input range of the paper's experiments.
 INPUT_RANGE = (-2.0, 2.0)
@@ -615,9 +616,15 @@ def depth_explorer(
     kind = widgets.Dropdown(options=list(kinds), value="plain + BN", description="net")
     net_seed = widgets.IntSlider(value=seed, min=0, max=20, description="seed", continuous_update=False)
 
+    panel = ExplorerPanel()
+
     def draw(kind_name: str, depth_value: int, seed_value: int) -> None:
-        draw_depth_panel(kinds[kind_name].at_depth(depth_value), seed_value, units, n_inputs, max_lag)
+        fig = draw_depth_panel(kinds[kind_name].at_depth(depth_value), seed_value, units, n_inputs, max_lag)
+        if panel.static_png is None:  # the first state, for pages without a kernel
+            panel.static_png = figure_png(fig)
+            panel.static_settings = f"{kind_name}, depth {depth_value}, seed {seed_value}"
         plt.show()
 
     out = widgets.interactive_output(draw, {"kind_name": kind, "depth_value": depth, "seed_value": net_seed})
-    return widgets.VBox([widgets.HBox([kind, depth, net_seed]), out])
+    panel.children = [widgets.HBox([kind, depth, net_seed]), out]
+    return panel
