@@ -100,13 +100,13 @@ def test_the_colab_install_cell_installs_resnet_lib_into_a_fresh_venv(tmp_path):
             "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip")),
         }
         pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-        subprocess.run([*pip, "ipython"], check=True, env=env, cwd=tmp_path, timeout=900)  # Colab has IPython
+        # Colab has IPython and a recent pip (pip 23, which venv brings, rejects git+file:/// URLs)
+        subprocess.run([*pip, "ipython", "pip>=24"], check=True, env=env, cwd=tmp_path, timeout=900)
 
         stub = tmp_path / "stub" / "google" / "colab"
         stub.mkdir(parents=True)
         (stub / "__init__.py").write_text('"""Stands in for Colab\'s module: the install cell looks for it."""\n')
-        # file://localhost/...: pip 23's requirement parser rejects a git+file URL without a host
-        local = cell.replace(f"git+{url}", f"git+file://localhost{clone}")
+        local = cell.replace(f"git+{url}", f"git+{clone.as_uri()}")
         assert local != cell
         code = (
             "import sys\n"

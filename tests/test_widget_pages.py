@@ -151,7 +151,10 @@ def _check_online(facts: dict) -> None:
     assert facts["live_controls"] >= 1 and facts["live_figure"], f"online, the live widget did not render: {facts}"
     assert not facts["static_shown"], "online, the static figure should give way to the live widget"
     assert not [u for u in facts["requests"] if not CDN.match(u)], facts["requests"]
-    assert not facts["errors"], facts["errors"]
+    # sphinx-book-theme's thebe script declares THEBE_JS_URL twice once require.js is on the page;
+    # it does not touch the widgets (seen with and without them rendering). Every other error fails.
+    errors = [e for e in facts["errors"] if "THEBE_JS_URL" not in e]
+    assert not errors, errors
 
 
 # --------------------------------------------------------------------------- a one-notebook book
