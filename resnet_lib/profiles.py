@@ -172,6 +172,52 @@ class ShatteringExperiment:
 
 
 @dataclass(frozen=True)
+class PathsExperiment:
+    """Chapter 6: lesions and paths of trained nets (Veit, Wilber & Belongie, 2016).
+
+    Nothing is trained for this chapter: it measures the degradation experiment's
+    ResNet-``depth`` and plain-``depth`` (``cifar_run(family, depth, profile.degradation)``,
+    every seed of it), which chapters 3 and 5 train. These fields size the measurements:
+
+    * ``n_test``: test images every lesion is scored on, the first of the experiment's test
+      split (``None``: all of them);
+    * ``deletion_ks``, ``deletion_draws``: numbers of blocks deleted at random, and random
+      draws of the deleted blocks per number;
+    * ``path_samples``: sampled (image, path) pairs per path length for the gradient per
+      path length, on images drawn from the first ``path_images`` training images.
+    """
+
+    depth: int = 56
+    n_test: int | None = None
+    deletion_ks: tuple[int, ...] = tuple(range(1, 11))
+    deletion_draws: int = 20
+    path_samples: int = 200
+    path_images: int = 1000
+
+
+@dataclass(frozen=True)
+class LandscapeExperiment:
+    """Chapter 7: Li et al. (2018), the loss around chapter 5's trained nets.
+
+    The loss, error and Hessian are those of the first ``n_images`` training images (BatchNorm
+    in eval mode). Slices run over ``[-span, span]`` along filter-normalized random directions
+    (the paper's plots span [-1, 1]): ``points_1d`` steps along one direction, a
+    ``points_2d`` x ``points_2d`` grid on two, for the first seed's nets;
+    ``direction_seed`` draws the directions. The largest and most negative Hessian eigenvalue
+    of the first ``hessian_seeds`` seeds' nets (``None``: every seed) are estimated with
+    ``lanczos_iterations`` Hessian-vector products.
+    """
+
+    n_images: int = 1000
+    span: float = 1.0
+    points_1d: int = 41
+    points_2d: int = 25
+    lanczos_iterations: int = 40
+    hessian_seeds: int | None = None
+    direction_seed: int = 0
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything size-related, one field per experiment.
 
@@ -186,6 +232,8 @@ class Profile:
     gradient_flow: GradientFlowExperiment
     degradation: TrainingExperiment
     shattering: ShatteringExperiment = field(default_factory=ShatteringExperiment)
+    paths: PathsExperiment = field(default_factory=PathsExperiment)
+    landscape: LandscapeExperiment = field(default_factory=LandscapeExperiment)
     degradation_on_gpu: TrainingExperiment | None = None
 
     def as_dict(self) -> dict:
@@ -220,6 +268,9 @@ PROFILES: dict[str, Profile] = {
         # see benchmarks/README.md.
         degradation=TrainingExperiment(data=_SMALL_DATA, recipe=_SMALL_RECIPE, seeds=(0, 1)),
         shattering=ShatteringExperiment(seeds=tuple(range(16))),
+        paths=PathsExperiment(n_test=300, deletion_draws=4, path_samples=24, path_images=256),
+        # Chapter 7: about 25 s of CPU per 56-layer net (a 9 x 9 grid and 10 Hessian-vector products on 128 images).
+        landscape=LandscapeExperiment(n_images=128, points_1d=15, points_2d=9, lanczos_iterations=10, hessian_seeds=1),
     ),
     "default": Profile(
         name="default",
@@ -253,6 +304,8 @@ PROFILES: dict[str, Profile] = {
             seeds=(0, 1, 2),
             deep_warmup_from=110,
         ),
+        # The paper's plots: 51 x 51 points on [-1, 1] (a GPU's work; the paper's code uses all images).
+        landscape=LandscapeExperiment(n_images=5000, points_1d=51, points_2d=51, lanczos_iterations=100),
     ),
 }
 
@@ -290,6 +343,8 @@ __all__ = [
     "DataSpec",
     "FeatureExperiment",
     "GradientFlowExperiment",
+    "LandscapeExperiment",
+    "PathsExperiment",
     "Profile",
     "ShatteringExperiment",
     "TrainingExperiment",

@@ -47,6 +47,9 @@ def test_every_profile_is_well_formed(name):
         assert experiment.width >= 1 and experiment.seeds
     for depth in (*p.degradation.depths, p.features.depth):
         blocks_per_stage(depth)  # every depth is 6n+2
+    # Chapter 6 lesions the degradation experiment's nets: its depth must be one the experiment trains.
+    assert p.paths.depth in p.degradation.depths and p.paths.deletion_draws >= 1 and p.paths.path_samples >= 1
+    assert all(1 <= k <= 3 * blocks_per_stage(p.paths.depth) for k in p.paths.deletion_ks)
     # Chapter 1 probes the degradation experiment's net, so the results cache shares it.
     assert p.features.depth in p.degradation.depths and p.features.seeds and p.features.pool >= 1
     assert p.as_dict()["name"] == name
@@ -57,6 +60,10 @@ def test_ci_is_smaller_than_default_and_full_is_the_papers_recipe():
     assert ci.degradation.data.n_train <= default.degradation.data.n_train
     assert ci.degradation.recipe.epochs <= default.degradation.recipe.epochs
     assert len(ci.shattering.seeds) <= len(default.shattering.seeds)
+    small, big = ci.landscape, full.landscape
+    assert small.points_2d <= big.points_2d and small.n_images <= big.n_images
+    assert small.lanczos_iterations <= big.lanczos_iterations
+    assert small.points_1d % 2 == small.points_2d % 2 == 1  # odd: the trained weights are a grid point
     d = full.degradation
     assert (d.data.dataset, d.data.n_train, d.data.n_val, d.data.image_size) == ("cifar10", None, 5000, 32)
     r = d.recipe
