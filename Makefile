@@ -51,7 +51,7 @@ install: $(STAMP)
 # The CIFAR nets of chapters 1, 3 and 5 (and the chapters after them), trained once into the results
 # cache in one process per core, before any notebook asks for them.
 runs: install
-	@$(START); $(PY) -m resnet_lib.runs; \
+	@$(START); $(PY) -c 'from resnet_lib.runs import main; raise SystemExit(main())'; \
 	echo "[stage] train the chapters' nets (profile $(PROFILE), data $${RESNET_BOOK_DATASET:-auto}): $$(( $$(date +%s) - start )) s"
 
 # Execution is forced on every build (_config.yml), so a change to resnet_lib can never
