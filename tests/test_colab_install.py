@@ -78,7 +78,10 @@ def test_the_colab_install_cell_installs_resnet_lib_into_a_fresh_venv(tmp_path):
     started = time.monotonic()
 
     clone = tmp_path / "resnet-book"  # stands in for the published repository (its committed HEAD)
-    subprocess.run(["git", "clone", "--quiet", "--depth", "1", ROOT.as_uri(), str(clone)], check=True)
+    subprocess.run(["git", "clone", "--quiet", ROOT.as_uri(), str(clone)], check=True)
+    # pip clones with --filter=blob:none; served from a local clone that would fetch every blob in a process of its
+    # own (thousands of git-upload-packs when the clone was shallow). Refusing filters makes it one full clone.
+    subprocess.run(["git", "-C", str(clone), "config", "uploadpack.allowFilter", "false"], check=True)
     venv = tmp_path / "venv"
     base_python = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base_python, "-m", "venv", str(venv)], check=True)
@@ -123,7 +126,7 @@ def test_the_colab_install_cell_installs_resnet_lib_into_a_fresh_venv(tmp_path):
             cwd=tmp_path,
             capture_output=True,
             text=True,
-            timeout=900,
+            timeout=600,
         )
         elapsed = time.monotonic() - started
         output = result.stdout + result.stderr
