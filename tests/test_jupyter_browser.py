@@ -76,6 +76,10 @@ def jupyter_lab(tmp_path_factory):
         "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
         "IPYTHONDIR": str(home / "ipython"),
     }
+    # Render every cell: JupyterLab 4 draws only the cells in view by default, so the test could not read the others.
+    tracker = home / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
     port, token = _free_port(), os.urandom(16).hex()
     log = home / "jupyterlab.log"
     command = [
