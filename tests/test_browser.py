@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_check import ROOT, check_pages, chromium_path, toc_pages
+from tests.browser_check import ROOT, SAYS_ITS_DATA, check_pages, chromium_path, toc_pages
 
 HTML = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
@@ -47,14 +47,22 @@ def test_page_reads_well(reports, docname):
     assert report.screenshot is not None and report.screenshot.stat().st_size > 10_000
 
 
-def test_the_check_fails_when_a_chapter_loses_its_figures(built_book, tmp_path):
-    """Proved on a temporary copy: strip the images out of one chapter page."""
+def test_the_check_fails_when_a_chapter_loses_its_figures_or_its_data(built_book, tmp_path):
+    """Proved on a temporary copy: strip the images out of one chapter page, and the words that
+    say which data it used out of another that mentions the stand-in."""
     copy = tmp_path / "html"
     shutil.copytree(built_book, copy)
-    chapter = next(name for name, is_chapter in toc_pages() if is_chapter)
-    page = copy / f"{chapter}.html"
+    chapters = [name for name, is_chapter in toc_pages() if is_chapter]
+    page = copy / f"{chapters[0]}.html"
     page.write_text(re.sub(r"<img [^>]*>", "", page.read_text()))
+    talker = next(name for name in chapters[1:] if "stand-in" in (copy / f"{name}.html").read_text())
+    page = copy / f"{talker}.html"
+    text = page.read_text()
+    for words in SAYS_ITS_DATA:
+        text = text.replace(words, "some data")
+    page.write_text(text)
     broken = {r.name: r for r in check_pages(copy)}
-    assert "no rendered figure" in broken[chapter].problems
-    others = [r for name, r in broken.items() if name != chapter]
+    assert "no rendered figure" in broken[chapters[0]].problems
+    assert any(p.startswith("mentions a stand-in without its label") for p in broken[talker].problems)
+    others = [r for name, r in broken.items() if name not in (chapters[0], talker)]
     assert all("no rendered figure" not in r.problems for r in others)

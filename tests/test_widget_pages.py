@@ -43,6 +43,11 @@ def _embed_scripts() -> list[str]:
     return list(config["sphinx"]["config"]["nb_ipywidgets_js"])
 
 
+# The pages also load MathJax 3 from jsDelivr (Sphinx's default); it is served too, because the
+# widgets typeset their labels with whatever MathJax the page holds (see _static/widget_typeset.js).
+MATHJAX = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"
+
+
 @pytest.fixture(scope="module")
 def cdn_files(tmp_path_factory) -> dict[tuple[str, str], Path]:
     """``(package, version) -> unpacked npm package`` for every embed script ``_config.yml`` names."""
@@ -53,7 +58,7 @@ def cdn_files(tmp_path_factory) -> dict[tuple[str, str], Path]:
         (pytest.fail if REQUIRED else pytest.skip)("npm is missing: it fetches the embed scripts' packages")
     where = tmp_path_factory.mktemp("npm")
     packages = {}
-    for url in _embed_scripts():
+    for url in [*_embed_scripts(), MATHJAX]:
         match = CDN.match(url)
         assert match, f"{url} is not a jsDelivr npm URL"
         spec = f"{match['package']}@{match['version']}"
@@ -170,12 +175,13 @@ def tiny_book(tmp_path_factory) -> Path:
     shutil.copy(ROOT / "_config.yml", book / "_config.yml")
     shutil.copy(ROOT / "book" / "references.bib", book / "book" / "references.bib")
     shutil.copy(ROOT / "book" / "logo.svg", book / "book" / "logo.svg")
+    shutil.copytree(ROOT / "_static", book / "_static")
     (book / "book" / "intro.md").write_text("# A tiny book\n\nOne explorer.\n")
     (book / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/explorer\n")
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [
-        nbformat.v4.new_markdown_cell("# An explorer"),
+        nbformat.v4.new_markdown_cell("# An explorer\n\nWith math, as every chapter has: $x_{l+1} = x_l + F(x_l)$."),
         nbformat.v4.new_code_cell(
             "import resnet_lib.shattering as sh\n\nsh.depth_explorer(units=16, n_inputs=64, max_depth=8, max_lag=16)"
         ),
