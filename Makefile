@@ -32,7 +32,7 @@ START = start=$$(date +%s)
 STOP = echo "[stage] $@: $$(( $$(date +%s) - start )) s"
 PIP = $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: install runs book test unit notebooks notebooks-standin browser-deps browser-test lint clean help lab
+.PHONY: install runs mathjax book test unit notebooks notebooks-standin browser-deps browser-test lint clean help lab
 
 help:
 	@sed -n '2,5p' Makefile
@@ -54,10 +54,24 @@ runs: install
 	@$(START); $(PY) -c 'from resnet_lib.runs import main; raise SystemExit(main())'; \
 	echo "[stage] train the chapters' nets (profile $(PROFILE), data $${RESNET_BOOK_DATASET:-auto}): $$(( $$(date +%s) - start )) s"
 
+# MathJax 3, served by the book itself so that equations render without internet: the pinned npm
+# package (npm checks its integrity), unpacked once into _build/mathjax; _config.yml copies it to the
+# site's root (html_extra_path) and points mathjax_path at it.
+MATHJAX_VERSION := 3.2.2
+MATHJAX_DIR := _build/mathjax/mathjax
+$(MATHJAX_DIR)/tex-mml-chtml.js:
+	@command -v npm >/dev/null || { echo "make: npm is needed to fetch MathJax $(MATHJAX_VERSION) for the book (Debian: apt-get install npm)"; exit 2; }
+	@rm -rf _build/mathjax && mkdir -p _build/mathjax/npm $(MATHJAX_DIR) && \
+	  cd _build/mathjax/npm && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null && tar xzf mathjax-$(MATHJAX_VERSION).tgz
+	@cd _build/mathjax/npm/package && cp LICENSE ../../mathjax/ && cd es5 && cp -r tex-mml-chtml.js input output ui a11y adaptors ../../../mathjax/
+	@rm -rf _build/mathjax/npm; echo "MathJax $(MATHJAX_VERSION) in $(MATHJAX_DIR)"
+
+mathjax: $(MATHJAX_DIR)/tex-mml-chtml.js
+
 # Execution is forced on every build (_config.yml), so a change to resnet_lib can never
 # leave stale outputs in the book; trained runs are reused only through resnet_lib's
 # results cache, whose keys include a hash of the library's source.
-book: runs
+book: runs mathjax
 	@$(START); rm -rf _build/html _build/jupyter_execute; \
 	TQDM_DISABLE=1 $(VENV)/bin/jupyter-book build . -W -n --keep-going; \
 	test -f _build/html/index.html; \

@@ -54,6 +54,11 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def launch_chromium(pw):
+    """Debian's Chromium, headless, with the project's flags, from a ``sync_playwright()`` handle."""
+    return pw.chromium.launch(executable_path=chromium_path(), args=["--headless", *CHROMIUM_ARGS])
+
+
 _PAGE_FACTS = """() => {
   const main = document.querySelector('main') || document.body;
   const imgs = [...main.querySelectorAll('.cell_output img, figure img, img.figure')];
@@ -73,6 +78,21 @@ _PAGE_FACTS = """() => {
 }"""
 
 
+def _math_rendered(page, timeout_ms: int = 20_000) -> bool | None:
+    """``None`` for a page without equations; else whether MathJax typeset every one of them."""
+    count = page.evaluate("() => document.querySelectorAll('.bd-article .math').length")
+    if not count:
+        return None
+    try:  # MathJax marks each typeset equation with an mjx-container inside its .math element
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.bd-article .math')].every(m => m.querySelector('mjx-container'))",
+            timeout=timeout_ms,
+        )
+    except Exception:  # playwright's TimeoutError
+        return False
+    return True
+
+
 def check_pages(html_dir: Path, screenshot_dir: Path | None = None) -> list[PageReport]:
     """Load every TOC page of the built book at ``html_dir`` and report what is wrong."""
     from playwright.sync_api import sync_playwright
@@ -82,7 +102,7 @@ def check_pages(html_dir: Path, screenshot_dir: Path | None = None) -> list[Page
         screenshot_dir.mkdir(parents=True, exist_ok=True)
     reports = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         blocked: list[str] = []
 
@@ -104,6 +124,9 @@ def check_pages(html_dir: Path, screenshot_dir: Path | None = None) -> list[Page
                 continue
             page.goto(path.as_uri(), wait_until="load")
             page.wait_for_timeout(300)
+            math = _math_rendered(page)
+            if math is not None and not math:
+                report.problems.append("equations did not render (the book's MathJax did not typeset them offline)")
             facts = page.evaluate(_PAGE_FACTS)
             report.figures = facts["rendered"]
             text = facts["text"]

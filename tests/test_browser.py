@@ -47,9 +47,9 @@ def test_page_reads_well(reports, docname):
     assert report.screenshot is not None and report.screenshot.stat().st_size > 10_000
 
 
-def test_the_check_fails_when_a_chapter_loses_its_figures_or_its_data(built_book, tmp_path):
-    """Proved on a temporary copy: strip the images out of one chapter page, and the words that
-    say which data it used out of another that mentions the stand-in."""
+def test_the_check_fails_when_a_page_loses_its_figures_its_data_or_its_math(built_book, tmp_path):
+    """Proved on a temporary copy: strip the images out of one chapter page, the words that say
+    which data it used out of another that mentions the stand-in, and the book's MathJax."""
     copy = tmp_path / "html"
     shutil.copytree(built_book, copy)
     chapters = [name for name, is_chapter in toc_pages() if is_chapter]
@@ -61,7 +61,10 @@ def test_the_check_fails_when_a_chapter_loses_its_figures_or_its_data(built_book
     for words in SAYS_ITS_DATA:
         text = text.replace(words, "some data")
     page.write_text(text)
+    shutil.rmtree(copy / "mathjax")  # and the book's own MathJax: no page may then claim its equations render
     broken = {r.name: r for r in check_pages(copy)}
+    no_math = [name for name, r in broken.items() if any(p.startswith("equations did not render") for p in r.problems)]
+    assert "book/05_residual_networks" in no_math, {name: r.problems for name, r in broken.items()}
     assert "no rendered figure" in broken[chapters[0]].problems
     assert any(p.startswith("mentions a stand-in without its label") for p in broken[talker].problems)
     others = [r for name, r in broken.items() if name not in (chapters[0], talker)]

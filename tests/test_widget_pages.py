@@ -27,7 +27,7 @@ import nbformat
 import pytest
 import yaml
 
-from tests.browser_check import CHROMIUM_ARGS, ROOT, chromium_path
+from tests.browser_check import ROOT, chromium_path, launch_chromium
 
 BIN = Path(sys.executable).parent
 SCREENSHOTS = ROOT / "screenshots"
@@ -43,11 +43,6 @@ def _embed_scripts() -> list[str]:
     return list(config["sphinx"]["config"]["nb_ipywidgets_js"])
 
 
-# The pages also load MathJax 3 from jsDelivr (Sphinx's default); it is served too, because the
-# widgets typeset their labels with whatever MathJax the page holds (see _static/widget_typeset.js).
-MATHJAX = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"
-
-
 @pytest.fixture(scope="module")
 def cdn_files(tmp_path_factory) -> dict[tuple[str, str], Path]:
     """``(package, version) -> unpacked npm package`` for every embed script ``_config.yml`` names."""
@@ -58,7 +53,7 @@ def cdn_files(tmp_path_factory) -> dict[tuple[str, str], Path]:
         (pytest.fail if REQUIRED else pytest.skip)("npm is missing: it fetches the embed scripts' packages")
     where = tmp_path_factory.mktemp("npm")
     packages = {}
-    for url in [*_embed_scripts(), MATHJAX]:
+    for url in _embed_scripts():
         match = CDN.match(url)
         assert match, f"{url} is not a jsDelivr npm URL"
         spec = f"{match['package']}@{match['version']}"
@@ -97,7 +92,7 @@ def _look(page_file: Path, online: bool, cdn_files, shot: str) -> dict:
 
     SCREENSHOTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=["--headless", *CHROMIUM_ARGS])
+        browser = launch_chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             requests: list[str] = []
@@ -176,6 +171,12 @@ def tiny_book(tmp_path_factory) -> Path:
     shutil.copy(ROOT / "book" / "references.bib", book / "book" / "references.bib")
     shutil.copy(ROOT / "book" / "logo.svg", book / "book" / "logo.svg")
     shutil.copytree(ROOT / "_static", book / "_static")
+    # The book's own MathJax 3 (`make mathjax`): the widgets typeset their labels with whatever MathJax
+    # the page holds, so the live explorer is tested beside the real one (see _static/widget_typeset.js).
+    mathjax = ROOT / "_build" / "mathjax"
+    if not (mathjax / "mathjax" / "tex-mml-chtml.js").exists():
+        (pytest.fail if REQUIRED else pytest.skip)("the book's MathJax is missing: run `make mathjax`")
+    shutil.copytree(mathjax, book / "_build" / "mathjax")
     (book / "book" / "intro.md").write_text("# A tiny book\n\nOne explorer.\n")
     (book / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/explorer\n")
     nb = nbformat.v4.new_notebook()
