@@ -1,10 +1,13 @@
-"""Models: the CIFAR nets of He et al. (2016) and the small nets of chapters 2 and 4."""
+"""Models: the CIFAR nets of He et al. (2016) and their variants, the ImageNet ResNets, chapters 2 and 4's nets."""
 
 from resnet_lib.models.cifar import (
+    BLOCKS,
     FAMILIES,
     SHORTCUT_OPTIONS,
     BasicBlock,
     CifarNet,
+    PreActBlock,
+    UnnormalizedBlock,
     ZeroPadShortcut,
     blocks_per_stage,
     cifar_net,
@@ -13,26 +16,41 @@ from resnet_lib.models.cifar import (
     plain_cifar_net,
 )
 from resnet_lib.models.deep import ACTIVATIONS, ARCHITECTURES, DeepConvNet, DeepMLP, DeepNet, deep_net
+from resnet_lib.models.imagenet import (
+    IMAGENET_LAYOUTS,
+    Bottleneck,
+    ImageNetResNet,
+    imagenet_resnet,
+    load_torchvision_state,
+)
 from resnet_lib.models.scalar import ResidualModule, ScalarNet, scalar_net
 
 __all__ = [
     "ACTIVATIONS",
     "ARCHITECTURES",
+    "BLOCKS",
     "FAMILIES",
+    "IMAGENET_LAYOUTS",
     "SHORTCUT_OPTIONS",
     "BasicBlock",
+    "Bottleneck",
     "CifarNet",
     "DeepConvNet",
     "DeepMLP",
     "DeepNet",
+    "ImageNetResNet",
+    "PreActBlock",
     "ResidualModule",
     "ScalarNet",
+    "UnnormalizedBlock",
     "ZeroPadShortcut",
     "blocks_per_stage",
     "cifar_net",
     "cifar_resnet",
     "count_parameters",
     "deep_net",
+    "imagenet_resnet",
+    "load_torchvision_state",
     "plain_cifar_net",
     "scalar_net",
 ]

@@ -72,6 +72,67 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
+class PreActBlock(nn.Module):
+    """He et al. (2016b), "Identity Mappings": BN-ReLU-conv-BN-ReLU-conv, and nothing after the sum.
+
+    The shortcut path carries ``x`` itself from block to block, so ``x_L = x_l + sum of F``
+    holds exactly. ``shortcut=None`` gives its plain twin.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, shortcut: str | None = "A") -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.shortcut = None if shortcut is None else make_shortcut(in_channels, out_channels, stride, shortcut)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv1(self.relu(self.bn1(x)))
+        out = self.conv2(self.relu(self.bn2(out)))  # F(x)
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)  # F(x) + x, with nothing after it
+        return out
+
+
+class UnnormalizedBlock(nn.Module):
+    """A pre-activation block without BatchNorm: ReLU-conv-ReLU-conv, its branch scaled by ``alpha``.
+
+    ``branch_scale=None``: ``alpha`` is fixed at 1 (a ResNet without BatchNorm at He
+    initialization); a number: ``alpha`` is learned and starts there (SkipInit, De & Smith
+    2020, starts at 0, so every block starts as the identity). ``shortcut=None``: the plain twin.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        shortcut: str | None = "A",
+        branch_scale: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.relu = nn.ReLU()
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.shortcut = None if shortcut is None else make_shortcut(in_channels, out_channels, stride, shortcut)
+        if branch_scale is None:
+            self.register_buffer("alpha", torch.ones(()))
+        else:
+            self.alpha = nn.Parameter(torch.tensor(float(branch_scale)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv2(self.relu(self.conv1(self.relu(x))))  # F(x)
+        if self.shortcut is None:
+            return out
+        return self.shortcut(x) + self.alpha * out  # x + alpha F(x)
+
+
+#: The blocks a CIFAR net can be built from: the paper's, pre-activation, and without BatchNorm.
+BLOCKS = {"basic": BasicBlock, "preact": PreActBlock, "unnormalized": UnnormalizedBlock}
+
+
 def blocks_per_stage(depth: int) -> int:
     """``n`` for a net of depth 6n+2; a clear error for any other depth."""
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
@@ -80,7 +141,14 @@ def blocks_per_stage(depth: int) -> int:
 
 
 class CifarNet(nn.Module):
-    """A depth-(6n+2) CIFAR network; ``residual`` chooses ResNet or plain net."""
+    """A depth-(6n+2) CIFAR network; ``residual`` chooses ResNet or plain net.
+
+    ``block`` (see :data:`BLOCKS`): ``"basic"``, the paper's; ``"preact"``, He et al. (2016b),
+    whose stem is a bare convolution and which ends in BN-ReLU before the pooling;
+    ``"unnormalized"``, without BatchNorm, its branches scaled as ``branch_scale`` says.
+    ``zero_init_residual`` starts each basic block's last BatchNorm scale (gamma) at 0, so each
+    block starts as the identity (Goyal et al. 2017).
+    """
 
     def __init__(
         self,
@@ -90,6 +158,9 @@ class CifarNet(nn.Module):
         width: int = 16,
         num_classes: int = 10,
         in_channels: int = 3,
+        block: str = "basic",
+        zero_init_residual: bool = False,
+        branch_scale: float | None = None,
     ) -> None:
         super().__init__()
         n = blocks_per_stage(depth)
@@ -97,30 +168,50 @@ class CifarNet(nn.Module):
             raise ValueError(f"unknown shortcut option {shortcut!r}; choose one of: {', '.join(SHORTCUT_OPTIONS)}")
         if width < 1:
             raise ValueError(f"width must be a positive number of channels, got {width!r}")
-        self.depth, self.residual, self.width = depth, residual, width
+        if block not in BLOCKS:
+            raise ValueError(f"unknown block {block!r}; choose one of: {', '.join(BLOCKS)}")
+        if zero_init_residual and (block != "basic" or not residual):
+            raise ValueError("zero_init_residual needs residual basic blocks (it zeroes their last BatchNorm's gamma)")
+        if branch_scale is not None and (block != "unnormalized" or not residual):
+            raise ValueError("branch_scale is for residual nets of unnormalized blocks (block='unnormalized')")
+        self.depth, self.residual, self.width, self.block = depth, residual, width, block
         self.shortcut_option = shortcut if residual else None
-        self.stem = nn.Sequential(conv3x3(in_channels, width), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.branch_scale = branch_scale
+        if block == "basic":
+            self.stem = nn.Sequential(conv3x3(in_channels, width), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        else:  # pre-activation order: the first block normalizes and activates the stem's output
+            self.stem = nn.Sequential(conv3x3(in_channels, width))
+        extra = {"branch_scale": branch_scale} if block == "unnormalized" and residual else {}
         channels = [width, 2 * width, 4 * width]
         stages, in_ch = [], width
         for i, out_ch in enumerate(channels):
             blocks = []
             for b in range(n):
                 stride = 2 if (i > 0 and b == 0) else 1
-                blocks.append(BasicBlock(in_ch, out_ch, stride, self.shortcut_option))
+                blocks.append(BLOCKS[block](in_ch, out_ch, stride, self.shortcut_option, **extra))
                 in_ch = out_ch
             stages.append(nn.Sequential(*blocks))
         self.stage1, self.stage2, self.stage3 = stages
+        if block == "preact":
+            self.head = nn.Sequential(nn.BatchNorm2d(in_ch), nn.ReLU(inplace=True))
+        elif block == "unnormalized":
+            self.head = nn.ReLU()
+        else:
+            self.head = nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_ch, num_classes)
-        self._init_weights()
+        self._init_weights(zero_init_residual)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, zero_init_residual: bool = False) -> None:
         for m in self.modules():  # He et al. (2015) initialization, as in the paper
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for b in self.blocks():
+                nn.init.zeros_(b.bn2.weight)
 
     @property
     def family(self) -> str:
@@ -129,14 +220,20 @@ class CifarNet(nn.Module):
 
     @property
     def name(self) -> str:
-        return f"{'ResNet' if self.residual else 'plain'}-{self.depth}"
+        base = f"{'ResNet' if self.residual else 'plain'}-{self.depth}"
+        if self.block == "preact":
+            return f"pre-activation {base}"
+        if self.block == "unnormalized":
+            start = "" if self.branch_scale is None else f", branches start at {self.branch_scale:g}"
+            return f"{base} without BN{start}"
+        return base
 
-    def blocks(self) -> list[BasicBlock]:
+    def blocks(self) -> list[nn.Module]:
         """All basic blocks, input to output."""
         return [*self.stage1, *self.stage2, *self.stage3]
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.stage3(self.stage2(self.stage1(self.stem(x))))
+        x = self.head(self.stage3(self.stage2(self.stage1(self.stem(x)))))
         return self.fc(torch.flatten(self.pool(x), 1))
 
     def feature_maps(self, x: Tensor) -> OrderedDict[str, Tensor]:
