@@ -4,7 +4,7 @@
 experiment for one family, so chapter 3's plain nets and chapter 5's residual nets come
 from the same recipe, data and seeds. :func:`final_errors` summarizes them over seeds;
 :func:`budget_summary` says in words what the budget was, beside the paper's;
-:data:`TABLE6` and :func:`table6_rows` hold He et al.'s CIFAR-10 ResNets (Table 6).
+:data:`TABLE6` and :func:`table6_rows` hold He et al.'s CIFAR-10 ResNets (Table 6) as the paper prints them.
 """
 
 from __future__ import annotations
@@ -21,12 +21,10 @@ from resnet_lib.models import FAMILIES, blocks_per_stage, cifar_net, count_param
 from resnet_lib.profiles import TrainingExperiment
 from resnet_lib.runs import CifarRun, experiment_data, train_runs
 
-#: Exact parameter counts of the paper's option-A CIFAR ResNets, which Table 6 prints rounded
-#: (0.27M, ...); 269,722 for ResNet-20 is the count reference re-implementations report.
-OPTION_A_PARAMETERS: dict[int, int] = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962}
-
-#: He et al. (2016), Table 6 (CIFAR-10, option A): depth -> (parameters, test error in %).
-TABLE6: dict[int, tuple[int, float]] = {d: (n, paper.TABLE6[d][0]) for d, n in OPTION_A_PARAMETERS.items()}
+#: He et al. (2016), Table 6 (CIFAR-10, option A): depth -> (parameters in millions as printed, test error in %).
+#: ResNet-110's 6.43% is the best of 5 runs; :data:`RESNET110_MEAN_STD` holds their mean and sd.
+TABLE6: dict[int, tuple[float, float]] = {d: (paper.TABLE6[d][1], paper.TABLE6[d][0]) for d in (20, 32, 44, 56, 110)}
+RESNET110_MEAN_STD = paper.RESNET110_MEAN_STD
 
 #: The paper's CIFAR-10 budget (section 4.2): 64k iterations of batch 128 on the 50k training images.
 PAPER_ITERATIONS = paper.ITERATIONS
@@ -151,12 +149,25 @@ def data_sentence(data: ImageDataset) -> str:
     return "on the procedurally generated stand-in for CIFAR-10, not on real photos"
 
 
+def rounded_like(count: int, printed: float) -> float:
+    """``count`` in millions, rounded to as many decimals as the paper printed in ``printed`` (0.27, 1.7, ...)."""
+    text = repr(float(printed))
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return round(count / 1e6, decimals)
+
+
 def table6_rows(width: int = 16) -> list[dict]:
-    """ResNet-20/32/44/56/110 as built here (option A) beside He et al.'s Table 6."""
+    """ResNet-20/32/44/56/110 as built here (option A) beside the figures He et al.'s Table 6 prints.
+
+    ``params_paper_m`` is the paper's own count in millions (0.27, 0.46, 0.66, 0.85, 1.7);
+    ``params_rounded_m`` is this library's count rounded to the same number of decimals, so
+    ``match`` compares what the paper printed with what we built, not our count with itself.
+    """
     rows = []
-    for depth, (paper_params, paper_error) in TABLE6.items():
+    for depth, (paper_millions, paper_error) in TABLE6.items():
         resnet = count_parameters(cifar_net("residual", depth, width=width))
         plain = count_parameters(cifar_net("plain", depth, width=width))
+        rounded = rounded_like(resnet, paper_millions)
         rows.append(
             {
                 "depth": depth,
@@ -164,24 +175,101 @@ def table6_rows(width: int = 16) -> list[dict]:
                 "weight_layers": 6 * blocks_per_stage(depth) + 2,
                 "params_resnet": resnet,
                 "params_plain": plain,
-                "params_paper": paper_params,
+                "params_rounded_m": rounded,
+                "params_paper_m": paper_millions,
+                "match": rounded == paper_millions,
                 "paper_test_error": paper_error,
+                "paper_error_note": "best of 5" if depth == 110 else "",
             }
         )
     return rows
 
 
 def format_table6(rows: list[dict]) -> str:
-    """:func:`table6_rows` as a fixed-width text table (deterministic, for nbval)."""
-    header = f"{'net':>10} {'n':>3} {'layers':>6} {'params (ours)':>14} {'plain twin':>11} {'Table 6':>10} {'match':>5}"
-    header += f" {'paper test err':>15}"
+    """:func:`table6_rows` as a fixed-width text table (deterministic, for nbval), with the paper's own counts."""
+    header = (
+        f"{'net':>10} {'n':>3} {'layers':>6} {'params (ours)':>14} {'plain twin':>11} {'ours, rounded':>14}"
+        f" {'Table 6':>8} {'match':>5} {'paper test err':>15}"
+    )
     lines = [header, "-" * len(header)]
     for r in rows:
+        note = f" ({r['paper_error_note']})" if r["paper_error_note"] else ""
         lines.append(
             f"{'ResNet-' + str(r['depth']):>10} {r['blocks_per_stage']:>3} {r['weight_layers']:>6} "
-            f"{r['params_resnet']:>14,} {r['params_plain']:>11,} {r['params_paper']:>10,} "
-            f"{'yes' if r['params_resnet'] == r['params_paper'] else 'NO':>5} {r['paper_test_error']:>14.2f}%"
+            f"{r['params_resnet']:>14,} {r['params_plain']:>11,} {str(r['params_rounded_m']) + 'M':>14} "
+            f"{str(r['params_paper_m']) + 'M':>8} {'yes' if r['match'] else 'NO':>5} "
+            f"{r['paper_test_error']:>14.2f}%{note}"
         )
+    if any(r["paper_error_note"] for r in rows):
+        mean, sd = RESNET110_MEAN_STD
+        lines.append(f"ResNet-110's {TABLE6[110][1]:.2f}% is the best of 5 runs; their mean is {mean:.2f} ± {sd:.2f}%.")
+    return "\n".join(lines)
+
+
+def _torchvision_row(name: str, model: nn.Module) -> dict:
+    stages = [getattr(model, f"layer{i}") for i in range(1, 5)]
+    last = stages[0][-1]
+    bottleneck = hasattr(last, "bn3")
+    widths = [(stage[-1].bn3 if bottleneck else stage[-1].bn2).num_features for stage in stages]
+    stem, pool = model.conv1, model.maxpool
+    return {
+        "net": f"torchvision {name}",
+        "input": "224x224",
+        "stem": f"{stem.kernel_size[0]}x{stem.kernel_size[0]}/{stem.stride[0]} conv + "
+        f"{pool.kernel_size}x{pool.kernel_size}/{pool.stride} max-pool",
+        "blocks": "-".join(str(len(stage)) for stage in stages),
+        "block": "bottleneck" if bottleneck else "basic",
+        "widths": "/".join(str(w) for w in widths),
+        "shortcut": "B (1x1 proj.)",
+        "params": count_parameters(model),
+    }
+
+
+def architecture_rows(depths: tuple[int, ...] = (20, 56, 110)) -> list[dict]:
+    """The book's CIFAR ResNets beside torchvision's ResNet-18 and ResNet-50, read off the built models.
+
+    Stem, blocks per stage, block type, output widths per stage, shortcut and parameter count; torchvision's
+    nets are built without weights (nothing is downloaded).
+    """
+    from torchvision.models import resnet18, resnet50
+
+    rows = []
+    for depth in depths:
+        net = cifar_net("residual", depth)
+        stages = (net.stage1, net.stage2, net.stage3)
+        rows.append(
+            {
+                "net": f"ResNet-{depth} (this book)",
+                "input": "32x32",
+                "stem": f"3x3/1 conv, {net.stem[0].out_channels} filters",
+                "blocks": "-".join(str(len(stage)) for stage in stages),
+                "block": "basic",
+                "widths": "/".join(str(stage[-1].bn2.num_features) for stage in stages),
+                "shortcut": f"{net.shortcut_option} (zero pad)",
+                "params": count_parameters(net),
+            }
+        )
+    rows += [_torchvision_row("ResNet-18", resnet18()), _torchvision_row("ResNet-50", resnet50())]
+    return rows
+
+
+def format_architectures(rows: list[dict]) -> str:
+    """:func:`architecture_rows` as a fixed-width text table (deterministic, for nbval)."""
+    columns = [
+        ("net", "net"),
+        ("input", "input"),
+        ("stem", "stem"),
+        ("blocks", "blocks per stage"),
+        ("block", "block"),
+        ("widths", "widths"),
+        ("shortcut", "shortcut"),
+        ("params", "parameters"),
+    ]
+    cells = [[f"{r[k]:,}" if k == "params" else str(r[k]) for k, _ in columns] for r in rows]
+    sizes = [max(len(title), *(len(c[i]) for c in cells)) for i, (_, title) in enumerate(columns)]
+    header = "  ".join(title.ljust(n) for (_, title), n in zip(columns, sizes, strict=True))
+    lines = [header, "-" * len(header)]
+    lines += ["  ".join(c.ljust(n) for c, n in zip(row, sizes, strict=True)).rstrip() for row in cells]
     return "\n".join(lines)
 
 
@@ -189,14 +277,18 @@ __all__ = [
     "FAMILIES",
     "PAPER_ITERATIONS",
     "PAPER_TRAIN_IMAGES",
+    "RESNET110_MEAN_STD",
     "TABLE6",
     "FinalErrors",
+    "architecture_rows",
     "budget_summary",
     "data_sentence",
     "error_rate",
     "final_errors",
+    "format_architectures",
     "format_table6",
     "logits",
+    "rounded_like",
     "seed_verdict",
     "table6_rows",
     "train_nets",

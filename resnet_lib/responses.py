@@ -102,6 +102,29 @@ def conv_gradient_norms(net: nn.Module, x: Tensor, y: Tensor) -> np.ndarray:
     return norms[keep]
 
 
+#: Chapter 2's criteria (its check cell) for the ratio of the first layer's gradient to the last layer's:
+#: below ``VANISHED_BELOW`` the gradient has *vanished* (chapter 2's sigmoid nets, 1e-13..1e-11), and within
+#: a factor ``KEPT_WITHIN`` either way it is *kept* (its ReLU + BatchNorm nets after training: at most 6.5x).
+VANISHED_BELOW = 1e-8
+KEPT_WITHIN = 30.0
+
+
+def gradient_flow(first_to_last: float) -> str:
+    """Chapter 2's verdict on a first-to-last layer gradient ratio.
+
+    ``"vanished"`` below :data:`VANISHED_BELOW`; ``"kept"`` within a factor :data:`KEPT_WITHIN` of 1;
+    otherwise ``"shrunk"`` (smaller than that, not vanished) or ``"grown"`` (larger).
+    """
+    ratio = float(first_to_last)
+    if not np.isfinite(ratio) or ratio <= 0:
+        raise ValueError(f"first_to_last must be a positive, finite ratio of gradient norms, got {first_to_last!r}")
+    if ratio < VANISHED_BELOW:
+        return "vanished"
+    if 1 / KEPT_WITHIN <= ratio <= KEPT_WITHIN:
+        return "kept"
+    return "shrunk" if ratio < 1 else "grown"
+
+
 @torch.no_grad()
 def with_batch_statistics(net: nn.Module, x: Tensor) -> nn.Module:
     """A copy of ``net`` in eval mode whose BatchNorms normalize with the mean and variance of the batch ``x``.
@@ -180,4 +203,13 @@ def line_gradients(
         net.train(was_training)
 
 
-__all__ = ["conv_gradient_norms", "layer_response_std", "line_gradients", "response_layers", "with_batch_statistics"]
+__all__ = [
+    "KEPT_WITHIN",
+    "VANISHED_BELOW",
+    "conv_gradient_norms",
+    "gradient_flow",
+    "layer_response_std",
+    "line_gradients",
+    "response_layers",
+    "with_batch_statistics",
+]

@@ -27,11 +27,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.ticker import MaxNLocator
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from resnet_lib.models.scalar import scalar_net
-from resnet_lib.plotting import SERIES_COLORS, depth_shade, family_color
+from resnet_lib.plotting import SERIES_COLORS, family_color
 from resnet_lib.threads import single_thread
 from resnet_lib.widgets import ExplorerPanel, figure_png
 
@@ -125,6 +126,20 @@ def lag1_autocorrelation(series: Tensor | np.ndarray) -> np.ndarray | float:
     """``r_1``: about 0 for white noise, about 1 for brown noise (a float for one sequence)."""
     acf = autocorrelation(series, max_lag=1)[..., 1]
     return float(acf) if np.ndim(acf) == 0 else acf
+
+
+def decorrelation_lag(samples: Tensor | np.ndarray, level: float = 0.1, max_lag: int = 64) -> int | None:
+    """The first lag at which the *mean* autocorrelation over draws ``(S, M)`` falls below ``level``.
+
+    ``None`` when it stays at or above ``level`` up to ``max_lag`` (brown noise of 256 steps stays above 0.1
+    for tens of lags; white noise drops below it at lag 1). Lag 1 alone says how alike *neighbouring* inputs are; this
+    says over how many steps the likeness lasts.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be a correlation in (0, 1), got {level!r}")
+    mean = np.atleast_2d(autocorrelation(samples, max_lag)).mean(0)
+    below = np.flatnonzero(mean < level)
+    return int(below[0]) if below.size else None
 
 
 def power_spectrum(series: Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -443,9 +458,11 @@ def net_style(spec: NetSpec | str) -> dict:
         return {"color": SERIES_COLORS[spec], "ls": "-"}
     if spec.residual:
         return {"color": family_color("residual"), "ls": "-" if spec.batch_norm else "--"}
-    if spec.depth == 1:
-        return {"color": depth_shade("plain", 1, (1, 2)), "ls": "-"}
-    return {"color": family_color("plain"), "ls": "-" if spec.batch_norm else "--"}
+    if spec.depth == 1:  # its own hue (orange), not a lighter vermillion that reads as the same net
+        return {"color": SERIES_COLORS["tanh"], "ls": "-"}
+    if not spec.batch_norm:  # a second hue (reddish purple), dashed, so it parts from the plain net with BN
+        return {"color": SERIES_COLORS["sigmoid"], "ls": "--"}
+    return {"color": family_color("plain"), "ls": "-"}
 
 
 def plot_gradients_and_covariance(
@@ -492,6 +509,7 @@ def plot_autocorrelation(
     ax.set_xlabel("lag (steps between inputs)")
     ax.set_ylabel("autocorrelation of df/dx")
     ax.set_xlim(0, max_lag)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if spacing is not None:
         sec = ax.secondary_xaxis("top", functions=(lambda k: k * spacing, lambda d: d / spacing))
         sec.set_xlabel("distance between inputs (units of x)")
@@ -567,6 +585,8 @@ def plot_depth_sweep(
     right.set_ylim(noise_floor / 3, 1.2)
     left.set_xlabel("depth L (hidden layers)")
     right.set_xlabel("depth L (hidden layers)")
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set_ylabel("lag-1 autocorrelation of df/dx")
     right.set_ylabel("correlation of df/dx at two inputs")
     left.set_title("Neighbouring inputs (4/255 apart): mean and sd over nets")

@@ -24,15 +24,23 @@ TINY = TrainingExperiment(
 )
 
 
-def test_table6_counts_are_the_papers_for_residual_and_plain_nets():
+def test_table6_compares_our_rounded_counts_with_the_papers_printed_figures():
     rows = dg.table6_rows()
     assert [r["depth"] for r in rows] == [20, 32, 44, 56, 110]
     assert [r["blocks_per_stage"] for r in rows] == [3, 5, 7, 9, 18]
+    assert [r["params_paper_m"] for r in rows] == [0.27, 0.46, 0.66, 0.85, 1.7]  # as Table 6 prints them
     for r in rows:
-        assert r["params_resnet"] == r["params_plain"] == r["params_paper"] == dg.TABLE6[r["depth"]][0]
+        assert r["params_resnet"] == r["params_plain"]
+        assert r["match"] and r["params_rounded_m"] == r["params_paper_m"]
     text = dg.format_table6(rows)
     assert text.count(" yes ") == 5 and "NO" not in text
-    assert "ResNet-110" in text and "1,727,962" in text
+    assert "1,727,962" in text and "1.7M" in text and "best of 5" in text and "6.61 ± 0.16" in text
+
+
+def test_table6_says_no_when_the_built_nets_differ_from_the_paper():
+    rows = dg.table6_rows(width=12)  # not the paper's 16/32/64 filters
+    assert not any(r["match"] for r in rows)
+    assert "NO" in dg.format_table6(rows)
 
 
 def test_train_nets_trains_every_depth_and_seed_once_then_loads_them():
@@ -116,12 +124,11 @@ def test_block_diagram_draws_the_shortcut_only_for_the_residual_block(residual):
     matplotlib.pyplot.close(fig)
 
 
-def test_the_exact_option_a_counts_round_to_what_table_6_prints():
-    for depth, count in dg.OPTION_A_PARAMETERS.items():
-        printed = paper.TABLE6[depth][1]
-        decimals = len(str(printed).split(".")[1])
-        assert round(count / 1e6, decimals) == printed, (depth, count, printed)
-        assert dg.TABLE6[depth] == (count, paper.TABLE6[depth][0])
+def test_rounded_like_keeps_the_papers_decimals():
+    assert dg.rounded_like(269_722, 0.27) == 0.27
+    assert dg.rounded_like(1_727_962, 1.7) == 1.7
+    assert dg.rounded_like(19_400_000, 19.4) == 19.4
+    assert dg.TABLE6[110] == (paper.TABLE6[110][1], paper.TABLE6[110][0])
 
 
 def test_seed_verdict_calls_overlapping_spreads_unresolved():
@@ -160,3 +167,16 @@ def test_data_sentence_says_real_photos_and_how_many_or_the_standin():
         standin, name="cifar10", train_x=standin.train_x.repeat(60, 1, 1, 1), train_y=standin.train_y.repeat(60)
     )
     assert dg.data_sentence(photos) == "on 1,200 real CIFAR-10 training photos averaged down to 8×8 pixels"
+
+
+def test_architecture_rows_read_the_book_nets_and_torchvision_off_the_models():
+    rows = {r["net"]: r for r in dg.architecture_rows()}
+    assert rows["ResNet-20 (this book)"]["blocks"] == "3-3-3" and rows["ResNet-20 (this book)"]["widths"] == "16/32/64"
+    assert rows["ResNet-20 (this book)"]["params"] == dg.table6_rows()[0]["params_resnet"]
+    r18, r50 = rows["torchvision ResNet-18"], rows["torchvision ResNet-50"]
+    assert (r18["blocks"], r18["block"], r18["widths"]) == ("2-2-2-2", "basic", "64/128/256/512")
+    assert (r50["blocks"], r50["block"], r50["widths"]) == ("3-4-6-3", "bottleneck", "256/512/1024/2048")
+    assert r18["stem"] == "7x7/2 conv + 3x3/2 max-pool"
+    assert r18["params"] == 11_689_512 and r50["params"] == 25_557_032  # torchvision's documented sizes
+    text = dg.format_architectures(list(rows.values()))
+    assert "11,689,512" in text and "bottleneck" in text

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from resnet_lib import responses
 from resnet_lib.models import cifar_net
 from resnet_lib.responses import (
     conv_gradient_norms,
@@ -138,3 +139,11 @@ def test_with_batch_statistics_computes_in_eval_mode_what_training_mode_computes
         for m in net.modules()
         if isinstance(m, nn.BatchNorm2d)
     )
+
+
+def test_gradient_flow_uses_chapter_2s_criteria():
+    assert responses.gradient_flow(1e-11) == "vanished"
+    assert responses.gradient_flow(0.05) == "kept" and responses.gradient_flow(25.0) == "kept"
+    assert responses.gradient_flow(0.01) == "shrunk" and responses.gradient_flow(100.0) == "grown"
+    with pytest.raises(ValueError, match="positive, finite"):
+        responses.gradient_flow(float("nan"))

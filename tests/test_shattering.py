@@ -245,3 +245,22 @@ def test_depth_panel_draws_every_kind_of_net(spec):
     assert "32 evenly spaced inputs" in fig._suptitle.get_text()
     assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
     plt.close(fig)
+
+
+def test_decorrelation_lag_is_short_for_white_noise_and_long_for_brown_noise():
+    assert sh.decorrelation_lag(sh.white_noise(16, 256, seed=0)) == 1
+    assert sh.decorrelation_lag(sh.brown_noise(16, 256, seed=0)) > 30  # a random walk stays alike for tens of steps
+    assert sh.decorrelation_lag(sh.brown_noise(16, 256, seed=0), max_lag=20) is None
+    smooth = sh.white_noise(16, 256, seed=1).numpy()
+    smooth = np.stack([np.convolve(row, np.ones(8) / 8, mode="same") for row in smooth])  # correlated over ~8 steps
+    assert 5 <= sh.decorrelation_lag(smooth) <= 9
+    with pytest.raises(ValueError, match="level must be"):
+        sh.decorrelation_lag(smooth, level=1.5)
+
+
+def test_every_series_of_figure_2_has_its_own_colour():
+    specs = [sh.NetSpec(1), sh.NetSpec(24), sh.NetSpec(24, batch_norm=True), sh.NetSpec(50, True, True)]
+    colours = [sh.net_style(s)["color"] for s in specs] + [
+        sh.net_style(k)["color"] for k in ("white noise", "brown noise")
+    ]
+    assert len(set(colours)) == len(colours)
