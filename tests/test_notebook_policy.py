@@ -15,6 +15,9 @@ NOTEBOOKS = sorted(p for p in BOOK.glob("*.ipynb") if ".ipynb_checkpoints" not i
 CHAPTERS = [p for p in NOTEBOOKS if p.name[:2].isdigit()]
 CHECKED_MARKER = "# NBVAL_CHECK_OUTPUT"
 BANNED_IN_CHAPTERS = (r"^\s*class \w+", r"\(nn\.Module\)", r"\.backward\(", r"optimizer\.step\(", r"torch\.optim\.")
+#: Cells with this tag show a model or a training loop in plain PyTorch on purpose (issue 19: code that
+#: teaches); a chapter that has them must also compare them with the library (an assert in a later cell).
+TEACHING_TAG = "plain-pytorch"
 
 
 def _cells(path: Path) -> list[dict]:
@@ -70,10 +73,10 @@ def test_chapter_has_a_visible_claim_check(path: Path):
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_chapter_defines_no_model_dataset_or_training_loop(path: Path):
-    """Chapters ask resnet_lib; they do not build their own machinery."""
+    """Chapters ask resnet_lib; they do not build their own machinery, except in cells shown to teach."""
     for i, cell in enumerate(_cells(path)):
         src = _source(cell)
-        if cell["cell_type"] == "code":
+        if cell["cell_type"] == "code" and TEACHING_TAG not in cell.get("metadata", {}).get("tags", []):
             for banned in BANNED_IN_CHAPTERS:
                 assert not re.search(banned, src, re.M), f"{path.name} cell {i}: {banned!r}, move to resnet_lib"
 
@@ -93,3 +96,18 @@ def test_config_keeps_builds_honest():
     assert config["execute"]["allow_errors"] is False
     assert isinstance(config["execute"]["timeout"], int)
     assert config["launch_buttons"]["colab_url"].startswith("https://colab.research.google.com")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_teaching_cells_are_visible_and_checked_against_the_library(path: Path):
+    """Plain-PyTorch cells stay visible, and a later cell asserts that the library does the same."""
+    cells = _cells(path)
+    taught = [i for i, c in enumerate(cells) if TEACHING_TAG in c.get("metadata", {}).get("tags", [])]
+    if not taught:
+        return
+    for i in taught:
+        tags = set(cells[i]["metadata"]["tags"])
+        hidden = {"remove-cell", "remove-input", "hide-input", "hide-cell"} & tags
+        assert not hidden, f"cell {i}: teaching code is hidden"
+    later = [_source(c) for c in cells[taught[-1] + 1 :] if c["cell_type"] == "code"]
+    assert any("assert" in s and "rl.fit" in s for s in later), "no cell compares the plain-PyTorch code with rl.fit"
