@@ -15,7 +15,7 @@ from resnet_lib.plotting import family_color
 def _function_class(ax: Axes, centre: tuple[float, float], size: tuple[float, float], colour, label: str) -> None:
     ax.add_patch(Ellipse(centre, *size, facecolor=colour, edgecolor=colour, alpha=0.22, lw=1.5))
     ax.add_patch(Ellipse(centre, *size, facecolor="none", edgecolor=colour, lw=1.5))
-    ax.text(centre[0], centre[1] - size[1] / 2 + 0.25, label, ha="center", va="bottom", fontsize=9, color=colour)
+    ax.text(centre[0], centre[1] + size[1] / 2 - 0.12, label, ha="center", va="top", fontsize=9, color=colour)
 
 
 def plot_function_classes(depths: Sequence[int] = (20, 56)) -> tuple[Figure, list[Axes]]:
@@ -29,10 +29,10 @@ def plot_function_classes(depths: Sequence[int] = (20, 56)) -> tuple[Figure, lis
     shallow, deep = depths
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     colours = [family_color("constructed"), family_color("plain"), "0.35"]
-    star = (3.9, 3.1)
+    star = (4.4, 3.6)
     # Not nested: three classes that grow but wander off.
     for (centre, size), colour, label in zip(
-        [((1.4, 1.6), (2.0, 1.6)), ((2.4, 1.1), (3.0, 1.6)), ((2.0, 2.9), (3.6, 1.9))],
+        [((1.1, 1.1), (1.8, 1.4)), ((3.3, 1.0), (2.8, 1.4)), ((1.8, 3.0), (3.2, 1.6))],
         colours,
         ["$\\mathcal{F}_1$", "$\\mathcal{F}_2$", "$\\mathcal{F}_3$"],
         strict=True,
@@ -40,7 +40,7 @@ def plot_function_classes(depths: Sequence[int] = (20, 56)) -> tuple[Figure, lis
         _function_class(axes[0], centre, size, colour, label)
     # Nested: each class contains the one before it and reaches further towards f*.
     for (centre, size), colour, label in zip(
-        [((1.5, 1.5), (2.0, 1.6)), ((2.0, 1.9), (3.2, 2.7)), ((2.6, 2.3), (4.5, 3.8))],
+        [((1.3, 1.0), (2.0, 1.2)), ((1.9, 1.5), (3.4, 2.5)), ((2.5, 2.2), (4.7, 4.0))],
         colours,
         [f"plain-{shallow}", f"plain-{deep}: contains plain-{shallow}", "deeper still"],
         strict=True,
@@ -54,7 +54,7 @@ def plot_function_classes(depths: Sequence[int] = (20, 56)) -> tuple[Figure, lis
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_xlabel("the space of functions from images to class scores (a sketch: no axis has units)")
+        ax.set_xlabel("functions from images to class scores (a sketch, no units)")
     axes[0].set_title("Not nested: a bigger class can land farther from $f^*$")
     axes[1].set_title("Nested: a bigger class is never farther from $f^*$")
     fig.suptitle("Function classes, after Zhang et al.'s d2l.ai Fig. 8.6.1 (no data: the argument itself)")
