@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -200,6 +201,9 @@ def measure_gradient_flow(
     )
 
 
+#: One marker per setting, so that lines differ in shape as well as colour.
+MARKERS: dict[str, str] = {"sigmoid": "o", "tanh": "s", "relu": "^", "relu+bn": "D"}
+
 #: The four settings the chapter compares, as (activation, batchnorm).
 SETTINGS: tuple[tuple[str, bool], ...] = (("sigmoid", False), ("tanh", False), ("relu", False), ("relu", True))
 
@@ -218,6 +222,95 @@ def gradient_flow_study(
         flow = measure_gradient_flow(arch, act, bn, data, experiment, progress=False)
         out[(arch, flow.label)] = flow
     return out
+
+
+# --------------------------------------------------------------------------- two kinds of explosion
+
+
+@dataclass
+class ExplosionByDepth:
+    """Chapter 2's two kinds of explosion, measured at initialization on nets of several depths.
+
+    Arrays are ``(len(depths), len(seeds))``, log10 of a ratio of gradient norms:
+    ``raw_lift`` and ``doubled_lift``: layer 1's gradient of the ReLU net on raw pixels, and with
+    twice the He initialization, over that of the He-initialized ReLU net on normalized images
+    (how much larger *every* layer's gradient is); ``*_tilt``: layer 1's gradient over the last
+    layer's in the same net (growth *across* layers, towards the input). ``tanh_tilt`` is a tanh
+    net at twice its recommended gain, whose gradient grows by a factor per layer on its way back.
+    """
+
+    depths: tuple[int, ...]
+    seeds: tuple[int, ...]
+    raw_lift: np.ndarray
+    doubled_lift: np.ndarray
+    raw_tilt: np.ndarray
+    doubled_tilt: np.ndarray
+    tanh_tilt: np.ndarray
+    tanh_factor: np.ndarray
+
+
+def explosion_by_depth(
+    data: ImageDataset, raw: ImageDataset, experiment: GradientFlowExperiment, progress: bool = True
+) -> ExplosionByDepth:
+    """Gradient norms at initialization of fully connected nets at ``experiment.compound_depths``:
+    ReLU on normalized images (the reference), ReLU on ``raw`` pixels, ReLU at init scale 2, tanh at 2."""
+    depths, seeds = tuple(experiment.compound_depths), tuple(experiment.seeds)
+    rows: dict[str, list] = {k: [] for k in ("raw_lift", "doubled_lift", "raw_tilt", "doubled_tilt", "tanh_tilt")}
+    factors = []
+    for depth in tqdm(depths, desc="explosion by depth", disable=not progress, leave=False, unit="depth"):
+
+        def flow(activation: str, images: ImageDataset, scale: float, depth: int = depth) -> GradientFlow:
+            return measure_gradient_flow(
+                "mlp", activation, False, images, experiment, init_scale=scale, depth=depth, steps=0, seeds=seeds,
+                progress=False,
+            )  # fmt: skip
+
+        normal, on_raw, doubled, tanh = (
+            flow("relu", data, 1.0),
+            flow("relu", raw, 1.0),
+            flow("relu", data, 2.0),
+            flow("tanh", data, 2.0),
+        )
+        rows["raw_lift"].append(np.log10(on_raw.at_init[:, 0] / normal.at_init[:, 0]))
+        rows["doubled_lift"].append(np.log10(doubled.at_init[:, 0] / normal.at_init[:, 0]))
+        rows["raw_tilt"].append(np.log10(on_raw.first_to_last()))
+        rows["doubled_tilt"].append(np.log10(doubled.first_to_last()))
+        rows["tanh_tilt"].append(np.log10(tanh.first_to_last()))
+        factors.append(tanh.per_layer_factor() if depth > 3 else np.full(len(seeds), np.nan))
+    return ExplosionByDepth(depths, seeds, **{k: np.array(v) for k, v in rows.items()}, tanh_factor=np.array(factors))
+
+
+def plot_explosion_by_depth(study: ExplosionByDepth, dataset_label: str) -> tuple[Figure, np.ndarray]:
+    """Left: how much larger layer 1's gradient is than in the He-initialized net, against depth.
+    Right: layer 1's gradient over the last layer's, against depth. Median over seeds, band: range."""
+    fig, axes = new_figure(1, 2, figsize=(11, 4.2))
+    depths = np.array(study.depths)
+    series = [
+        (axes[0], study.raw_lift, "raw pixels (ReLU)", SERIES_COLORS["relu"], "o", "-"),
+        (axes[0], study.doubled_lift, "init scale 2 (ReLU)", SERIES_COLORS["relu"], "s", "--"),
+        (axes[1], study.raw_tilt, "raw pixels (ReLU)", SERIES_COLORS["relu"], "o", "-"),
+        (axes[1], study.doubled_tilt, "init scale 2 (ReLU)", SERIES_COLORS["relu"], "s", "--"),
+        (axes[1], study.tanh_tilt, "init scale 2 (tanh)", SERIES_COLORS["tanh"], "^", "-"),
+    ]
+    for ax, logs, label, color, marker, ls in series:
+        values = 10.0**logs
+        ax.plot(depths, np.median(values, axis=1), marker=marker, color=color, ls=ls, label=label)
+        ax.fill_between(depths, values.min(axis=1), values.max(axis=1), color=color, alpha=0.15)
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.set_xticks(depths)
+        ax.set_xlabel("depth (weight layers)")
+        ax.axhline(1.0, color="grey", ls=":", lw=1)
+        ax.legend(loc="upper left")
+    axes[0].set_ylabel("layer 1's ‖∂loss/∂W‖ / He-init net's (log)")
+    axes[0].set_title("Every layer larger: by a constant, or compounded")
+    axes[1].set_ylabel("layer 1's ‖∂loss/∂W‖ / last layer's (log)")
+    axes[1].set_title("Growth across layers: only tanh compounds it")
+    fig.suptitle(
+        f"Two kinds of exploding gradient, fully connected nets at initialization, {len(study.seeds)} seeds\n"
+        f"{dataset_label}"
+    )
+    return fig, axes
 
 
 # --------------------------------------------------------------------------- figures
@@ -250,10 +343,12 @@ def plot_gradient_flow(
         name = flow.activation if color_by_activation else flow.label
         name = labels[i] if labels is not None else f"{name}{seeds}"
         ls = linestyles[i] if linestyles is not None else "-"
-        ax.plot(layers, median, marker="o", ms=3, color=color, ls=ls, label=name)
+        marker = MARKERS.get(flow.label if not color_by_activation else flow.activation, "o")
+        ax.plot(layers, median, marker=marker, ms=3.5, color=color, ls=ls, label=name)
         if len(flow.seeds) > 1:
             ax.fill_between(layers, np.nanmin(finite, axis=0), np.nanmax(finite, axis=0), color=color, alpha=0.2)
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("layer (1 = input side)")
     ax.set_ylabel("‖∂loss/∂W‖ (log scale)")
     if title:
@@ -289,6 +384,7 @@ def plot_losses(
             fontsize=9,
         )
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("training step")
     ax.set_ylabel("cross-entropy loss (log scale)")
     return ax

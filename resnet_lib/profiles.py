@@ -93,6 +93,7 @@ class FeatureExperiment:
     * ``pool``: every layer's feature maps are average-pooled to ``pool`` x ``pool`` first;
     * ``probe_l2``, ``probe_iterations``: L2 penalty and L-BFGS iterations of each probe;
     * ``baseline_l2s``: penalties tried for the raw-pixel and PCA baselines, which get their best;
+    * ``baseline_val_fraction``: share of the training images held out to choose that penalty;
     * ``pca_components``: principal components of the pixels kept for the hand-made baseline;
     * ``compare_pools``: grid sizes at which the first and last layer are probed too;
     * ``seeds``: seeds of the untrained control nets (a probe is convex and needs no seed).
@@ -106,6 +107,7 @@ class FeatureExperiment:
     pca_components: int = 64
     compare_pools: tuple[int, ...] = (1, 2, 4)
     seeds: tuple[int, ...] = (0, 1, 2)
+    baseline_val_fraction: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class GradientFlowExperiment:
     measured on the first ``batch_size`` training images, at initialization and after
     ``train_steps`` SGD steps (constant ``lr``, ``momentum``, no weight decay, no
     augmentation); the exploding run and its BatchNorm twin train for ``explode_steps``.
+    ``compound_depths``: depths at which the two kinds of explosion are compared at initialization.
     """
 
     data: DataSpec = DataSpec(n_train=2048, n_test=512, image_size=16)
@@ -129,6 +132,7 @@ class GradientFlowExperiment:
     train_steps: int = 20
     explode_steps: int = 150
     seeds: tuple[int, ...] = (0, 1, 2)
+    compound_depths: tuple[int, ...] = (5, 10, 20, 40)
 
     def width_for(self, arch: str) -> int:
         """The width of an ``"mlp"`` or ``"conv"`` net."""

@@ -11,14 +11,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_lib.data import ImageDataset
+from resnet_lib.data import ImageDataset, load_dataset
 from resnet_lib.gradients import (
     GradientFlow,
     activation_curve,
+    explosion_by_depth,
     gradient_flow_explorer,
     gradient_flow_study,
     gradient_norms_per_layer,
     measure_gradient_flow,
+    plot_explosion_by_depth,
     plot_flow_grid,
     plot_gradient_flow,
     plot_losses,
@@ -27,10 +29,12 @@ from resnet_lib.gradients import (
 )
 from resnet_lib.models import DeepMLP, deep_net
 from resnet_lib.plotting import SERIES_COLORS, new_figure
-from resnet_lib.profiles import GradientFlowExperiment
+from resnet_lib.profiles import DataSpec, GradientFlowExperiment
 from resnet_lib.training import History
 
 matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
 
 
 def _manual_norms(net: DeepMLP, x: torch.Tensor, y: torch.Tensor) -> list[float]:
@@ -204,3 +208,20 @@ def test_single_thread_restores_the_setting_even_after_an_error():
     with pytest.raises(RuntimeError), single_thread():
         raise RuntimeError("boom")
     assert torch.get_num_threads() == before
+
+
+def test_explosion_by_depth_separates_a_constant_lift_from_compounded_growth():
+    """Raw pixels lift layer 1 by a depth-independent factor; init x2 compounds ~2 per layer; tanh x2 tilts."""
+    spec = DataSpec(dataset="standin", n_train=64, n_test=32, image_size=8)
+    cfg = GradientFlowExperiment(data=spec, mlp_width=32, batch_size=32, seeds=(0, 1), compound_depths=(4, 8, 16))
+    data, raw = load_dataset(spec, verbose=False), load_dataset(spec, normalize=False, verbose=False)
+    study = explosion_by_depth(data, raw, cfg, progress=False)
+    assert study.raw_lift.shape == (3, 2) and study.tanh_factor.shape == (3, 2)
+    medians = np.median(study.raw_lift, axis=1)
+    assert (study.raw_lift > 1).all() and medians.max() - medians.min() < 0.6
+    slope = np.polyfit(study.depths, np.median(study.doubled_lift, axis=1), 1)[0]
+    assert abs(slope - np.log10(2)) < 0.08, slope
+    assert (study.tanh_tilt[-1] > study.tanh_tilt[0]).all()
+    fig, axes = plot_explosion_by_depth(study, data.label)
+    assert list(axes[0].get_xticks()) == [4, 8, 16]
+    plt.close(fig)

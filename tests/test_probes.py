@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -242,10 +244,35 @@ def test_layer_probes_and_baselines_on_a_tiny_separable_set():
     assert set(base) == {"raw pixels", "PCA"}
     for b in base.values():
         assert set(b.by_l2) == {1e-3, 1.0}
-        assert b.result.test_accuracy == max(r.test_accuracy for r in b.by_l2.values())
-        assert b.result == b.by_l2[b.l2]
+        # by_l2 scores each penalty on the validation split (its test_accuracy field) and the best one is kept
+        assert b.by_l2[b.l2].test_accuracy == max(r.test_accuracy for r in b.by_l2.values())
     assert base["raw pixels"].result.test_accuracy >= 0.95  # the toy classes are separable in pixels
     assert base["PCA"].result.n_features == 8
+
+
+def test_baselines_choose_their_penalty_without_the_test_images():
+    """Scrambling the test labels changes the reported test accuracy, never the chosen penalty."""
+    data = _dataset()
+    fx = FeatureExperiment(probe_iterations=30, baseline_l2s=(1e-4, 1e-2, 10.0), pca_components=8, seeds=(0,))
+    honest = probes.baseline_probes(data, fx, progress=False)
+    scrambled = dataclasses.replace(data, test_y=data.test_y.roll(1))
+    cheat = probes.baseline_probes(scrambled, fx, progress=False)
+    for name in honest:
+        assert honest[name].l2 == cheat[name].l2
+        assert honest[name].by_l2 == cheat[name].by_l2
+        assert cheat[name].result.test_accuracy < honest[name].result.test_accuracy
+    assert honest["raw pixels"].l2 != 10.0, "a huge penalty should not win on separable pixels"
+
+
+def test_validation_split_is_seeded_disjoint_and_checked():
+    fit_rows, val_rows = probes.validation_split(100, 0.1)
+    assert len(val_rows) == 10 and len(fit_rows) == 90
+    assert set(fit_rows.tolist()).isdisjoint(val_rows.tolist())
+    assert torch.equal(val_rows, probes.validation_split(100, 0.1)[1])
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        probes.validation_split(100, 1.0)
+    with pytest.raises(ValueError, match="too few"):
+        probes.validation_split(1, 0.5)
 
 
 # --------------------------------------------------------------------------- the photo
