@@ -67,7 +67,13 @@ def training_arithmetic(profile: Profile | None = None) -> str:
 
 
 def glue(name: str, value, display: bool = False):
-    """Glue ``value`` for the book's prose (myst-nb); a no-op where myst-nb is missing."""
+    """Glue ``value`` for the book's prose (myst-nb); a no-op where myst-nb is missing.
+
+    A NumPy or PyTorch scalar is glued as the plain Python number it holds: its repr
+    (``np.float64(55.9)``) would not take a format such as ``{glue:text}`name:.1f```.
+    """
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # np.float64, np.int64, 0-d tensors
+        value = value.item()
     try:
         from myst_nb import glue as _glue
     except ImportError:  # e.g. Colab without the book tool-chain

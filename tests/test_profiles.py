@@ -123,3 +123,22 @@ def test_get_profile_sizes_for_the_device(monkeypatch):
     assert get_profile("cuda").degradation == PROFILES["default"].degradation_on_gpu
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert get_profile().degradation == PROFILES["default"].degradation_on_gpu
+
+
+def test_glue_stores_numpy_and_torch_scalars_as_plain_numbers(monkeypatch):
+    """myst-nb formats ``{glue:text}`x:.1f``` from the glued repr: ``np.float64(55.9)`` failed the build."""
+    import myst_nb
+    import numpy as np
+    import torch
+
+    from resnet_lib.notebook import glue
+
+    seen = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=False: seen.__setitem__(name, value))
+    glue("a", np.float64(55.875))
+    glue("b", np.int64(7))
+    glue("c", torch.tensor(0.25))
+    glue("d", np.array([1.0, 2.0]))  # arrays stay arrays
+    assert seen["a"] == 55.875 and type(seen["a"]) is float and repr(seen["a"]) == "55.875"
+    assert type(seen["b"]) is int and type(seen["c"]) is float
+    assert isinstance(seen["d"], np.ndarray)
