@@ -24,6 +24,7 @@ def _tiny_book(tmp_path: Path, broken: bool) -> Path:
     book = tmp_path / ("broken" if broken else "fine")
     (book / "book").mkdir(parents=True)
     shutil.copy(ROOT / "_config.yml", book / "_config.yml")
+    (book / "_build" / "mathjax").mkdir(parents=True)  # html_extra_path must exist (`make mathjax` fills it)
     shutil.copy(ROOT / "book" / "references.bib", book / "book" / "references.bib")
     (book / "book" / "logo.svg").write_text((ROOT / "book" / "logo.svg").read_text())
     (book / "book" / "intro.md").write_text("# A tiny book\n\nOne page, one notebook.\n")
