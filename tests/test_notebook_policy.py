@@ -110,3 +110,33 @@ def test_config_keeps_builds_honest():
     assert config["execute"]["allow_errors"] is False
     assert isinstance(config["execute"]["timeout"], int)
     assert config["launch_buttons"]["colab_url"].startswith("https://colab.research.google.com")
+
+
+def _ends_with_bare_glue(source: str) -> bool:
+    """Whether a cell's last statement is a ``glue(...)`` call whose return value the page would print."""
+    import ast
+
+    masked = re.sub(r"(?m)^(\s*)[%!].*$", r"\1pass", source)  # IPython magics and shell lines
+    body = ast.parse(masked).body
+    last = body[-1] if body else None
+    return (
+        isinstance(last, ast.Expr)
+        and isinstance(last.value, ast.Call)
+        and ast.unparse(last.value.func).endswith("glue")
+    )
+
+
+def test_bare_glue_is_detected():
+    assert _ends_with_bare_glue('x = 1\nrl.glue("a", x)\n')
+    assert not _ends_with_bare_glue('x = 1\n_ = rl.glue("a", x)\n')
+    assert not _ends_with_bare_glue('if True:\n    %pip install x\nrl.glue("a", 1)\nprint(1)\n')
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_cell_prints_a_glued_value_by_accident(path: Path):
+    """``rl.glue`` returns its value, so a cell ending in a bare call shows it under the cell (a stray
+    ``'so by chapter 2's criterion...'`` in the page); ``_ = rl.glue(...)`` keeps the page clean."""
+    stray = [
+        i for i, cell in enumerate(_cells(path)) if cell["cell_type"] == "code" and _ends_with_bare_glue(_source(cell))
+    ]
+    assert not stray, f"{path.name}: code cells {stray} end with a bare glue call; write `_ = rl.glue(...)`"
