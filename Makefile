@@ -104,13 +104,20 @@ browser-test: install browser-deps
 
 # Everything CI runs: build the book (on real CIFAR-10 where it is at hand; the nets land in the results
 # cache), then one pytest run over the unit tests, the built pages (browser) and every notebook (nbval)
-# on the procedural stand-in, whose nets the second `runs` stage trains first. The build asserts every
-# check cell on the real data, nbval on the stand-in.
+# on the procedural stand-in. The build asserts every check cell on the real data, nbval on the stand-in.
+# The stand-in's nets train in the background while the real ones train and the book builds (the build
+# executes one notebook at a time, on one core); the pytest run uses a worker per core (pytest-xdist;
+# --dist loadfile keeps each notebook's cells, and each test file's fixtures, on one worker).
 test: install browser-deps
-	@$(MAKE) --no-print-directory book
-	@RESNET_BOOK_DATASET=standin $(MAKE) --no-print-directory runs
-	@$(START); RESNET_BOOK_DATASET=standin RESNET_BOOK_REQUIRE_BUILD=1 $(PY) -m pytest tests book --nbval-lax --durations=20; \
-	echo "[stage] pytest (unit + browser + every notebook on the stand-in): $$(( $$(date +%s) - start )) s"
+	@mkdir -p _build; \
+	RESNET_BOOK_DATASET=standin setsid $(MAKE) --no-print-directory runs > _build/runs-standin.log 2>&1 & standin=$$!; \
+	trap 'kill -- -$$standin 2>/dev/null || true' EXIT; \
+	$(MAKE) --no-print-directory book; \
+	wait $$standin || { cat _build/runs-standin.log; echo "make: training the stand-in's nets failed"; exit 1; }; \
+	trap - EXIT; tr '\r' '\n' < _build/runs-standin.log | grep -v '^training on\|^ *$$' || true
+	@$(START); RESNET_BOOK_DATASET=standin RESNET_BOOK_REQUIRE_BUILD=1 $(PY) -m pytest tests book --nbval-lax \
+	  -n auto --dist loadfile --durations=20; \
+	echo "[stage] pytest (unit + browser + every notebook on the stand-in, $$(nproc) workers): $$(( $$(date +%s) - start )) s"
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check resnet_lib tests benchmarks
