@@ -37,6 +37,9 @@ RUN_ALL_TIMEOUT_S = 1200
 # RUN_ALL_CLICKS times, and says how many clicks it took; a kernel that never runs a cell fails the test.
 RERUN_AFTER_S = 60
 RUN_ALL_CLICKS = 3
+# The first cell (imports, setup) takes seconds; a kernel that takes the cells ('[*]:') but finishes none in this
+# long is hung, and the test says so instead of waiting out RUN_ALL_TIMEOUT_S.
+FIRST_RESULT_TIMEOUT_S = 300
 # The build's environment, read before the tests' hermetic fixture replaces the cache folders.
 BUILD_ENV = dict(os.environ)
 
@@ -205,6 +208,13 @@ def test_chapter_4_runs_in_jupyterlab_and_its_explorer_redraws(jupyter_lab):
                         )
                     _click_run_all(page)
                     clicks, last_click = clicks + 1, time.monotonic()
+                finished = [c for c in cells if c["prompt"][1:-2].isdigit()]
+                if not finished and time.monotonic() - last_click > FIRST_RESULT_TIMEOUT_S:
+                    page.screenshot(path=str(SCREENSHOTS / "jupyterlab_ch4_kernel_hung.png"))
+                    pytest.fail(
+                        f"no cell finished {FIRST_RESULT_TIMEOUT_S} s after Run All (prompts "
+                        f"{sorted({c['prompt'] for c in cells})}); server log:\n{server_log.read_text()[-3000:]}"
+                    )
                 page.wait_for_timeout(2000)
             elapsed = time.monotonic() - started
             page.screenshot(path=str(SCREENSHOTS / "jupyterlab_ch4_after_run_all.png"))
