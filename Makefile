@@ -117,7 +117,7 @@ test: install browser-deps
 	trap - EXIT; tr '\r' '\n' < _build/runs-standin.log | grep -v '^training on\|^ *$$' || true
 	@$(START); RESNET_BOOK_DATASET=standin RESNET_BOOK_REQUIRE_BUILD=1 $(PY) -m pytest tests book --nbval-lax \
 	  -n auto --dist loadfile --durations=20; \
-	echo "[stage] pytest (unit + browser + every notebook on the stand-in, $$(nproc) workers): $$(( $$(date +%s) - start )) s"
+	echo "[stage] pytest (unit + browser + every notebook on the stand-in; a worker per core): $$(( $$(date +%s) - start )) s"
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check resnet_lib tests benchmarks
