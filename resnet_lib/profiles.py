@@ -221,6 +221,40 @@ class LandscapeExperiment:
     direction_seed: int = 0
 
 
+#: The kinds of CIFAR net chapter 8 trains (see :mod:`resnet_lib.chapters.residual_family`).
+RESIDUAL_FAMILY_KINDS = ("plain_nobn", "nobn", "skipinit", "original", "zero_gamma", "preact")
+
+
+@dataclass(frozen=True)
+class ResidualFamilyExperiment:
+    """Chapter 8: the residual family after 2016 (pre-activation, zero-start branches, no BatchNorm).
+
+    * ``kinds`` at ``depth`` layers and ``width`` filters train with ``recipe`` on ``data``, one run per seed
+      of ``seeds`` (the results cache keeps them; ``python -m resnet_lib.runs`` trains them with the rest);
+    * ``signal_depths``, ``signal_seeds``, ``signal_images``: the forward-signal curves at initialization
+      (every kind at every depth and seed, on the first ``signal_images`` training images);
+    * ``defect_images``: test images on which the trained nets' blocks are compared with x + F(x).
+    """
+
+    data: DataSpec
+    recipe: Recipe
+    depth: int = 56
+    width: int = 16
+    seeds: tuple[int, ...] = (0,)
+    kinds: tuple[str, ...] = RESIDUAL_FAMILY_KINDS
+    signal_depths: tuple[int, ...] = (8, 14, 20, 32, 56, 110)
+    signal_seeds: tuple[int, ...] = (0, 1, 2, 3)
+    signal_images: int = 32
+    defect_images: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("depth", "width", "signal_images", "defect_images"):
+            object.__setattr__(self, name, check_whole(f"ResidualFamilyExperiment.{name}", getattr(self, name), 1))
+        unknown = [k for k in self.kinds if k not in RESIDUAL_FAMILY_KINDS]
+        if unknown:
+            raise ValueError(f"unknown kinds {unknown}; choose from: {', '.join(RESIDUAL_FAMILY_KINDS)}")
+
+
 @dataclass(frozen=True)
 class Profile:
     """Everything size-related, one field per experiment.
@@ -238,6 +272,7 @@ class Profile:
     shattering: ShatteringExperiment = field(default_factory=ShatteringExperiment)
     paths: PathsExperiment = field(default_factory=PathsExperiment)
     landscape: LandscapeExperiment = field(default_factory=LandscapeExperiment)
+    residual_family: ResidualFamilyExperiment = field(default_factory=lambda: _FAMILY_DEFAULT)
     degradation_on_gpu: TrainingExperiment | None = None
 
     def as_dict(self) -> dict:
@@ -260,6 +295,9 @@ _SMALL_DATA = DataSpec(dataset="auto", n_train=4500, n_test=800, image_size=16)
 # (76.9%). The linear warm-up lasts 320 steps; the rate drops tenfold at 50% and 75% of training, as the paper's.
 _SMALL_RECIPE = Recipe(epochs=10, batch_size=64, lr=0.05, warmup_steps=320)
 
+# Chapter 8 at a reader's budget: the 56-layer nets of every kind for the degradation experiment's 10 epochs.
+_FAMILY_DEFAULT = ResidualFamilyExperiment(data=_SMALL_DATA, recipe=_SMALL_RECIPE, depth=56, seeds=(0, 1))
+
 PROFILES: dict[str, Profile] = {
     "ci": Profile(
         name="ci",
@@ -276,6 +314,14 @@ PROFILES: dict[str, Profile] = {
         # Chapter 7: about 15 s of CPU per 56-layer net (60 slice points and 10 Hessian-vector products on 32 images).
         # 128 images and a 9 x 9 grid made the chapter about 200 s, 64 images about 120 s: over CI's budget.
         landscape=LandscapeExperiment(n_images=32, points_1d=11, points_2d=7, lanczos_iterations=10, hessian_seeds=1),
+        # Chapter 8: 56-layer nets of 5 kinds, 142 steps each on 8x8 images (80-160 ms a step on one core; at 16x16
+        # and the degradation recipe's 710 steps a net took 160-350 s, the chapter's whole budget is 150 s).
+        residual_family=ResidualFamilyExperiment(
+            data=replace(_SMALL_DATA, image_size=8),
+            recipe=replace(_SMALL_RECIPE, epochs=2, warmup_steps=50),  # 2 x 71 steps: every epoch whole
+            depth=56,
+            kinds=("plain_nobn", "nobn", "skipinit", "original", "preact"),
+        ),
     ),
     "default": Profile(
         name="default",
@@ -311,6 +357,13 @@ PROFILES: dict[str, Profile] = {
         ),
         # The paper's plots: 51 x 51 points on [-1, 1] (a GPU's work; the paper's code uses all images).
         landscape=LandscapeExperiment(n_images=5000, points_1d=51, points_2d=51, lanczos_iterations=100),
+        # Chapter 8 at the paper's recipe: ResNet-110 of every kind, warmed up at 0.01 for 400 steps as He et al. did.
+        residual_family=ResidualFamilyExperiment(
+            data=DataSpec(dataset="cifar10", n_val=5000),
+            recipe=Recipe(epochs=182, max_steps=64000, warmup_steps=400, warmup_lr=0.01),
+            depth=110,
+            seeds=(0, 1, 2),
+        ),
     ),
 }
 
@@ -345,12 +398,14 @@ def get_profile(device: str | None = None) -> Profile:
 __all__ = [
     "PROFILES",
     "PROFILE_ENV",
+    "RESIDUAL_FAMILY_KINDS",
     "DataSpec",
     "FeatureExperiment",
     "GradientFlowExperiment",
     "LandscapeExperiment",
     "PathsExperiment",
     "Profile",
+    "ResidualFamilyExperiment",
     "ShatteringExperiment",
     "TrainingExperiment",
     "get_profile",

@@ -198,6 +198,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(runs)} nets of profile {profile.name!r} on {data.label} ({len(data.train_y):,} training images) "
         f"in the results cache, {time.perf_counter() - started:.0f} s"
     )
+    from resnet_lib.chapters.residual_family import train_family  # chapter 8's nets (it imports this module)
+
+    started = time.perf_counter()
+    family = train_family(profile.residual_family)
+    print(
+        f"chapter 8: {sum(map(len, family.values()))} nets of profile {profile.name!r} in the results cache, "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     return 0
 
 

@@ -1,0 +1,1 @@
+"""Measurements of networks: forward-signal statistics and costs. Nothing here trains or plots."""
