@@ -27,12 +27,17 @@ def plot_signal_vs_depth(
 
     ``growth[kind]`` is seeds x depths; the line is the geometric mean over seeds, the band its range.
     """
-    fig, ax = plt.subplots(figsize=(7.0, 4.4))
+    fig, ax = plt.subplots(figsize=(8.6, 4.4))
     for kind, values in growth.items():
         colour, marker = KIND_STYLES[kind]
         values = np.asarray(values, dtype=float)
         centre = np.exp(np.log(values).mean(0))
-        ax.plot(depths, centre, marker=marker, color=colour, label=labels[kind])
+        # Zero-start nets lie on one line (both are the identity at init): the second is dashed, hollow, larger.
+        second = kind == "zero_gamma"
+        ax.plot(
+            depths, centre, marker=marker, color=colour, label=labels[kind], linestyle="--" if second else "-",
+            markerfacecolor="none" if second else colour, markersize=9 if second else 6,
+        )  # fmt: skip
         ax.fill_between(depths, values.min(0), values.max(0), color=colour, alpha=0.2, linewidth=0)
     ax.set_yscale("log")
     ax.set_xscale("log")
@@ -40,8 +45,9 @@ def plot_signal_vs_depth(
     ax.minorticks_off()
     ax.set_xlabel("depth (weight layers, log scale)")
     ax.set_ylabel("mean square, last block / stem (ratio, log scale)")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, borderaxespad=0)  # clear of the data
     titled(ax, "Forward signal at initialization: how much it grows through the net", dataset_label)
+    fig.tight_layout()
     return fig
 
 
