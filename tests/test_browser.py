@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_check import ROOT, SAYS_ITS_DATA, check_pages, chromium_path, toc_pages
+from tests.browser_check import ROOT, SAYS_ITS_DATA, check_pages, chromium_path, launch_chromium, toc_pages
 
 HTML = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
@@ -84,8 +84,6 @@ def test_teaching_parts_render_and_solutions_toggle(built_book):
     every chapter ends with exercises whose solutions stay folded until the reader opens them (screenshots of
     each, for a person to look at, in ``_build/screenshots/teaching/``)."""
     from playwright.sync_api import sync_playwright
-
-    from tests.browser_check import launch_chromium
 
     shots = SCREENSHOTS / "teaching"
     shots.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -114,8 +115,6 @@ def test_config_keeps_builds_honest():
 
 def _ends_with_bare_glue(source: str) -> bool:
     """Whether a cell's last statement is a ``glue(...)`` call whose return value the page would print."""
-    import ast
-
     masked = re.sub(r"(?m)^(\s*)[%!].*$", r"\1pass", source)  # IPython magics and shell lines
     body = ast.parse(masked).body
     last = body[-1] if body else None

@@ -14,7 +14,6 @@ The CIFAR nets of the chapter are "kinds" of one :class:`~resnet_lib.models.Cifa
 from __future__ import annotations
 
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 
@@ -28,7 +27,7 @@ from resnet_lib.models import CifarNet, count_parameters, imagenet_resnet
 from resnet_lib.models.imagenet import IMAGENET_LAYOUTS
 from resnet_lib.profiles import ResidualFamilyExperiment, profile_name, set_profile
 from resnet_lib.results import StoredRun, load_or_run, stored_run
-from resnet_lib.runs import experiment_data
+from resnet_lib.runs import experiment_data, worker_count
 from resnet_lib.training import History, default_device, fit, resolve_precision
 
 #: The kinds of CIFAR net of this chapter: their label and the :class:`CifarNet` arguments that make them.
@@ -158,13 +157,6 @@ def _train_in_worker(kind: str, experiment: ResidualFamilyExperiment, seed: int,
     family_run(kind, experiment, seed=seed, progress=False)
 
 
-def _workers(jobs: int) -> int:
-    if default_device().type != "cpu" or torch.get_num_threads() != 1:
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(jobs, cores))
-
-
 def train_family(
     experiment: ResidualFamilyExperiment, progress: bool = True, workers: int | None = None
 ) -> dict[str, list[FamilyRun]]:
@@ -172,7 +164,7 @@ def train_family(
     PyTorch runs one thread, as :func:`resnet_lib.runs.train_runs`) or loaded: ``{kind: [run per seed]}``."""
     jobs = [(k, s) for k in experiment.kinds for s in experiment.seeds]
     missing = [(k, s) for k, s in jobs if stored_run(*_run_config(k, experiment, s)[:2]) is None]
-    workers = _workers(len(missing)) if workers is None else workers
+    workers = worker_count(len(missing)) if workers is None else workers
     if workers > 1 and len(missing) > 1:
         context = multiprocessing.get_context("spawn")
         with (
