@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import torch
 
-from resnet_lib.plotting import use_book_style
+from resnet_lib.plots.style import use_book_style
 from resnet_lib.profiles import PROFILE_ENV, PROFILES, Profile, get_profile, set_profile
 from resnet_lib.results import RESULTS_ENV, results_dir
 

@@ -1,6 +1,6 @@
 """What He et al. (2016) report for CIFAR-10 (section 4.2 and Table 6), in one place.
 
-Plain data, no behaviour: the chapters (through :mod:`resnet_lib.degradation`) and the
+Plain data, no behaviour: the chapters (through :mod:`resnet_lib.chapters.degradation`) and the
 full reproduction (:mod:`resnet_lib.reproduce`) both compare against these numbers.
 """
 

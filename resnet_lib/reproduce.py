@@ -488,7 +488,8 @@ def _mean_history(group: list[FinishedRun]) -> list[dict]:
 
 def fig6_figure(runs: list[FinishedRun]):
     """He et al.'s Fig. 6 (left and middle): plain nets and ResNets, error against iterations, mean over seeds."""
-    from resnet_lib.plotting import depth_shade, new_figure, plot_error_curves
+    from resnet_lib.plots.curves import plot_error_curves
+    from resnet_lib.plots.style import depth_shade, new_figure
 
     families = [f for f in FAMILIES if any(r.family == f for r in runs)]
     fig, axes = new_figure(1, len(families), figsize=(5.5 * len(families), 4.2), sharey=True, squeeze=False)

@@ -16,7 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 STANDIN_LABEL = "procedural stand-in for CIFAR-10 (not real photos)"
 DATASET_LABELS = (STANDIN_LABEL, "CIFAR-10")
-REAL_PHOTOS = "real CIFAR-10 training photos"  # resnet_lib.degradation.data_sentence, on real data
+REAL_PHOTOS = "real CIFAR-10 training photos"  # resnet_lib.chapters.degradation.data_sentence, on real data
 SAYS_ITS_DATA = (STANDIN_LABEL, REAL_PHOTOS)
 CHROMIUM_ARGS = [
     "--no-sandbox",

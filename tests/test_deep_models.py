@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_lib.gradients import weight_layers
+from resnet_lib.measure.gradients import weight_layers
 from resnet_lib.models import ACTIVATIONS, DeepConvNet, DeepMLP, deep_net
 from resnet_lib.models.deep import init_gain
 

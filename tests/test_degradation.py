@@ -9,9 +9,11 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-from resnet_lib import degradation as dg
-from resnet_lib import paper, plotting
+from resnet_lib import paper
+from resnet_lib.chapters import degradation as dg
 from resnet_lib.models import cifar_net
+from resnet_lib.plots import curves, style
+from resnet_lib.plots import residual_networks as figs
 from resnet_lib.profiles import DataSpec, TrainingExperiment
 from resnet_lib.recipe import Recipe
 
@@ -98,25 +100,25 @@ def test_seed_curves_draw_mean_and_band_and_reject_bad_input():
         return {"epoch": e, "step": 10 * e, "train_error": train, "test_error": test}
 
     history = [[epoch(1, 0.5, 0.4), epoch(2, 0.3, 0.2)], [epoch(1, 0.7, 0.6), epoch(2, 0.5, 0.4)]]
-    fig, ax = plotting.new_figure()
-    plotting.plot_seed_curves(ax, history, plotting.family_color("plain"), "plain-8")
+    fig, ax = style.new_figure()
+    curves.plot_seed_curves(ax, history, style.family_color("plain"), "plain-8")
     train, test = ax.lines
     assert train.get_linestyle() == "--" and test.get_linestyle() == "-"
     assert list(train.get_ydata()) == pytest.approx([60.0, 40.0]) and list(test.get_xdata()) == [10, 20]
     assert len(ax.collections) == 2, "one min-max band per curve with two seeds"
     assert ax.get_xlabel().startswith("iteration")
-    plotting.add_line_style_legend(ax)
+    curves.add_line_style_legend(ax)
     with pytest.raises(ValueError, match="'step' or 'epoch'"):
-        plotting.plot_seed_curves(ax, history, "k", "x", x="time")
+        curves.plot_seed_curves(ax, history, "k", "x", x="time")
     with pytest.raises(ValueError, match="non-empty history"):
-        plotting.plot_seed_curves(ax, [], "k", "x")
+        curves.plot_seed_curves(ax, [], "k", "x")
     matplotlib.pyplot.close(fig)
 
 
 @pytest.mark.parametrize("residual", [False, True])
 def test_block_diagram_draws_the_shortcut_only_for_the_residual_block(residual):
-    fig, ax = plotting.new_figure()
-    plotting.draw_basic_block(ax, residual=residual)
+    fig, ax = style.new_figure()
+    figs.draw_basic_block(ax, residual=residual)
     texts = [t.get_text() for t in ax.texts]
     assert texts.count("3x3 conv, BatchNorm") == 2 and texts.count("ReLU") == 2
     assert ("+" in texts) == residual
@@ -132,7 +134,7 @@ def test_rounded_like_keeps_the_papers_decimals():
 
 
 def test_seed_verdict_calls_overlapping_spreads_unresolved():
-    from resnet_lib.degradation import seed_verdict
+    from resnet_lib.chapters.degradation import seed_verdict
 
     assert seed_verdict((0.10, 0.12), (0.13, 0.20)) == "ahead"
     assert seed_verdict((0.30,), (0.10, 0.29)) == "behind"

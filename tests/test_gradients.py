@@ -11,25 +11,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_lib.data import ImageDataset, load_dataset
-from resnet_lib.gradients import (
+from resnet_lib.chapters.vanishing_gradients import (
     GradientFlow,
-    activation_curve,
     explosion_by_depth,
-    gradient_flow_explorer,
     gradient_flow_study,
-    gradient_norms_per_layer,
     measure_gradient_flow,
+)
+from resnet_lib.data import ImageDataset, load_dataset
+from resnet_lib.measure.gradients import activation_curve, gradient_norms_per_layer, weight_layers
+from resnet_lib.models import DeepMLP, deep_net
+from resnet_lib.plots.style import SERIES_COLORS, new_figure
+from resnet_lib.plots.vanishing_gradients import (
+    gradient_flow_explorer,
     plot_explosion_by_depth,
     plot_flow_grid,
     plot_gradient_flow,
     plot_losses,
-    single_thread,
-    weight_layers,
 )
-from resnet_lib.models import DeepMLP, deep_net
-from resnet_lib.plotting import SERIES_COLORS, new_figure
 from resnet_lib.profiles import DataSpec, GradientFlowExperiment
+from resnet_lib.threads import single_thread
 from resnet_lib.training import History
 
 matplotlib.use("Agg")

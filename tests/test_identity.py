@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_lib.identity import deepen_with_identity, dirac_conv_, identity_block, pass_through_bn_
 from resnet_lib.models import cifar_net, count_parameters
+from resnet_lib.models.identity import deepen_with_identity, dirac_conv_, identity_block, pass_through_bn_
 
 
 def _trained_looking(family: str, depth: int, width: int = 4, seed: int = 0) -> nn.Module:

@@ -1,4 +1,4 @@
-"""Filter-normalized directions, loss slices and Hessian eigenvalues (resnet_lib.landscape)."""
+"""Filter-normalized directions, loss slices and Hessian eigenvalues (resnet_lib.measure.landscape)."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from resnet_lib.landscape import (
+from resnet_lib.measure.landscape import (
     Surface2D,
     displaced,
     gradient_norm,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_lib import lesions
+from resnet_lib.measure import lesions
 from resnet_lib.models import ZeroPadShortcut, cifar_net
 
 

@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-from resnet_lib.plotting_concepts import plot_function_classes
+from resnet_lib.plots.degradation import plot_function_classes
 
 
 def test_function_classes_has_two_titled_panels_naming_the_depths():

@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from resnet_lib import probes
 from resnet_lib.data import ImageDataset
+from resnet_lib.measure import probes
 from resnet_lib.models import cifar_resnet, plain_cifar_net
-from resnet_lib.plotting_features import (
+from resnet_lib.plots.depth_and_features import (
     most_active_channels,
     plot_feature_maps,
     plot_first_layer_filters,

@@ -7,15 +7,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_lib import responses
-from resnet_lib.models import cifar_net
-from resnet_lib.responses import (
+from resnet_lib.measure import responses
+from resnet_lib.measure.responses import (
     conv_gradient_norms,
     layer_response_std,
     line_gradients,
     response_layers,
     with_batch_statistics,
 )
+from resnet_lib.models import cifar_net
 
 
 def _net(family: str, depth: int = 14, shortcut: str = "A", seed: int = 0) -> nn.Module:

@@ -184,7 +184,8 @@ def tiny_book(tmp_path_factory) -> Path:
     nb.cells = [
         nbformat.v4.new_markdown_cell("# An explorer\n\nWith math, as every chapter has: $x_{l+1} = x_l + F(x_l)$."),
         nbformat.v4.new_code_cell(
-            "import resnet_lib.shattering as sh\n\nsh.depth_explorer(units=16, n_inputs=64, max_depth=8, max_lag=16)"
+            "from resnet_lib.plots import shattered_gradients as figs\n\n"
+            "figs.depth_explorer(units=16, n_inputs=64, max_depth=8, max_lag=16)"
         ),
     ]
     nbformat.write(nb, book / "book" / "explorer.ipynb")

@@ -9,8 +9,8 @@ import re
 import matplotlib.pyplot as plt
 
 import resnet_lib as rl
-import resnet_lib.shattering as sh
-from resnet_lib.widgets import STATIC_CLASS, WIDGET_VIEW_MIME, figure_png, with_static_view
+from resnet_lib.plots import shattered_gradients as figs
+from resnet_lib.plots.widgets import STATIC_CLASS, WIDGET_VIEW_MIME, figure_png, with_static_view
 
 
 def _static_view(bundle: dict) -> tuple[bytes, dict]:
@@ -23,7 +23,7 @@ def _static_view(bundle: dict) -> tuple[bytes, dict]:
 
 
 def test_the_depth_explorer_carries_a_static_view_of_its_first_state():
-    panel = sh.depth_explorer(units=8, n_inputs=32, max_depth=30)
+    panel = figs.depth_explorer(units=8, n_inputs=32, max_depth=30)
     bundle = panel._repr_mimebundle_()
     png, view = _static_view(bundle)
     assert png.startswith(b"\x89PNG") and len(png) > 5_000

@@ -22,6 +22,8 @@ biases do not matter: centring over the batch removes them.)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
@@ -120,3 +122,42 @@ def scalar_net(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return ScalarNet(depth, residual, batch_norm, units, zero_bias, block_layers)
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """Which scalar net: depth, plain or residual, BatchNorm or not, biases, block size."""
+
+    depth: int
+    residual: bool = False
+    batch_norm: bool = False
+    zero_bias: bool = False
+    block_layers: int = 1
+
+    @property
+    def family(self) -> str:
+        """``"residual"`` or ``"plain"``."""
+        return "residual" if self.residual else "plain"
+
+    @property
+    def kind(self) -> str:
+        """The net without its depth: ``"plain"``, ``"plain + BN"``, ``"ResNet + BN"``, ..."""
+        name = "ResNet" if self.residual else "plain"
+        name += " + BN" if self.batch_norm else " (no BN)"
+        if self.residual and self.block_layers == 2:
+            name += ", 2-layer blocks"
+        return name + (", zero biases" if self.zero_bias else "")
+
+    @property
+    def label(self) -> str:
+        return f"{self.depth}-layer {self.kind}"
+
+    def at_depth(self, depth: int) -> NetSpec:
+        """The same kind of net at another depth."""
+        return NetSpec(depth, self.residual, self.batch_norm, self.zero_bias, self.block_layers)
+
+    def build(self, units: int = 200, seed: int | None = None) -> nn.Module:
+        """The net, its weights drawn from ``seed``."""
+        return scalar_net(
+            self.depth, self.residual, self.batch_norm, units, self.zero_bias, self.block_layers, seed=seed
+        )

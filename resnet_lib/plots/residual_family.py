@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from resnet_lib.plotting import titled
+from resnet_lib.plots.style import titled
 
 #: One colour and marker per kind of net (Okabe-Ito, colour-blind safe).
 KIND_STYLES: dict[str, tuple[str, str]] = {

@@ -6,7 +6,7 @@
   changes the signal. Residual nets' responses are smaller: their layers learn a
   correction F(x) to an identity, not the whole mapping.
 * :func:`conv_gradient_norms`: ``|d loss / d W|`` for every 3x3 layer of a CIFAR net
-  (the stem first), through :func:`resnet_lib.gradients.gradient_norms_per_layer`.
+  (the stem first), through :func:`resnet_lib.measure.gradients.gradient_norms_per_layer`.
 * :func:`line_gradients`: the shattered-gradients measure of chapter 4 carried over to
   image classifiers: the derivative of one class logit along the straight line between
   two images, at ``n_points`` evenly spaced points.
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from resnet_lib.gradients import gradient_norms_per_layer
+from resnet_lib.measure.gradients import gradient_norms_per_layer, input_gradients
 from resnet_lib.models import CifarNet
 
 
@@ -180,10 +180,9 @@ def line_gradients(
 
     ``train_mode`` (default: the net's current mode) chooses BatchNorm's statistics: in
     training mode, those of the ``n_points`` images on the line, held fixed while
-    differentiating, as in chapter 4 (:func:`resnet_lib.shattering.input_gradients`); in
+    differentiating, as in chapter 4 (:func:`resnet_lib.measure.gradients.input_gradients`); in
     eval mode, the running statistics. The model's mode and buffers are left as they were.
     """
-    from resnet_lib.shattering import input_gradients  # chapter 4's batched derivative
 
     _check_net(net)
     if start.shape != end.shape or start.dim() != 3:

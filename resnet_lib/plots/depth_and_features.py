@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from resnet_lib.plotting import FAMILY_COLORS, new_figure
+from resnet_lib.plots.style import FAMILY_COLORS, new_figure
 
 
 def _filter_rgb(weight: Tensor) -> np.ndarray:

@@ -8,8 +8,8 @@ import numpy as np
 from matplotlib import colors, ticker
 from matplotlib.figure import Figure
 
-from resnet_lib.landscape import HessianExtremes, Slice1D, Surface2D
-from resnet_lib.plotting import depth_shade, new_figure
+from resnet_lib.measure.landscape import HessianExtremes, Slice1D, Surface2D
+from resnet_lib.plots.style import depth_shade, new_figure
 
 #: Li et al. draw the loss up to 10 at most; past a few nats a classifier is no better than chance.
 LOSS_CAP = 10.0

@@ -13,7 +13,7 @@
   more dimensions, as the paper's code), by Lanczos iteration on Hessian-vector products
   computed with autograd's double backward.
 
-Nothing here draws; the figures are in :mod:`resnet_lib.plotting_landscape`.
+Nothing here draws; the figures are in :mod:`resnet_lib.plots.loss_landscapes`.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from resnet_lib.lesions import EffectivePaths, LesionStudy, PathGradients, path_length_distribution
-from resnet_lib.plotting import family_color, new_figure
+from resnet_lib.measure.lesions import EffectivePaths, LesionStudy, PathGradients, path_length_distribution
+from resnet_lib.plots.style import family_color, new_figure
 
 _NAMES = {"plain": "plain", "residual": "ResNet"}
 

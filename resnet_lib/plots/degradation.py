@@ -9,7 +9,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
 
-from resnet_lib.plotting import family_color
+from resnet_lib.plots.style import family_color
 
 
 def _function_class(ax: Axes, centre: tuple[float, float], size: tuple[float, float], colour, label: str) -> None:
