@@ -22,6 +22,7 @@ from resnet_lib.measure.gradients import activation_curve, gradient_norms_per_la
 from resnet_lib.models import DeepMLP, deep_net
 from resnet_lib.plots.style import SERIES_COLORS, new_figure
 from resnet_lib.plots.vanishing_gradients import (
+    flow_color,
     gradient_flow_explorer,
     plot_explosion_by_depth,
     plot_flow_grid,
@@ -167,7 +168,7 @@ def test_ratios_and_per_layer_factor():
     flow = GradientFlow("mlp", "sigmoid", False, 1.0, 5, 8, (0, 1), 0, norms)
     np.testing.assert_allclose(flow.first_to_last(), [1e-6, 2.0])
     np.testing.assert_allclose(flow.per_layer_factor(), [0.01, 1.0])  # layers 2..4: 1e-4 -> 1 in 2 steps
-    assert flow.color == SERIES_COLORS["sigmoid"]
+    assert flow_color(flow) == SERIES_COLORS["sigmoid"]
 
 
 def test_study_covers_every_setting():

@@ -15,7 +15,6 @@ from tqdm.auto import tqdm
 from resnet_lib.data import ImageDataset
 from resnet_lib.measure.gradients import gradient_norms_per_layer
 from resnet_lib.models.deep import ARCHITECTURES, deep_net
-from resnet_lib.plots.style import SERIES_COLORS
 from resnet_lib.profiles import GradientFlowExperiment
 from resnet_lib.threads import single_thread
 from resnet_lib.training import History, fit
@@ -54,12 +53,8 @@ class GradientFlow:
 
     @property
     def label(self) -> str:
-        """``sigmoid``, ``tanh``, ``relu`` with ``+bn`` appended for BatchNorm (a key of ``SERIES_COLORS``)."""
+        """``sigmoid``, ``tanh``, ``relu`` with ``+bn`` appended for BatchNorm."""
         return self.activation + ("+bn" if self.batchnorm else "")
-
-    @property
-    def color(self) -> str:
-        return SERIES_COLORS.get(self.label, SERIES_COLORS[self.activation])
 
     def norms(self, when: str = "init") -> np.ndarray:
         """The (seeds, layers) array measured at ``"init"`` or after training (``"trained"``)."""

@@ -20,6 +20,11 @@ from resnet_lib.training import History
 MARKERS: dict[str, str] = {"sigmoid": "o", "tanh": "s", "relu": "^", "relu+bn": "D"}
 
 
+def flow_color(flow: GradientFlow) -> str:
+    """The colour of one setting (activation, with or without BatchNorm) in chapter 2's figures."""
+    return SERIES_COLORS.get(flow.label, SERIES_COLORS[flow.activation])
+
+
 def plot_explosion_by_depth(study: ExplosionByDepth, dataset_label: str) -> tuple[Figure, np.ndarray]:
     """Left: how much larger layer 1's gradient is than in the He-initialized net, against depth.
     Right: layer 1's gradient over the last layer's, against depth. Median over seeds, band: range."""
@@ -68,7 +73,7 @@ def plot_gradient_flow(
     Colours follow ``SERIES_COLORS`` by label (``relu+bn`` has its own), or by activation only;
     ``labels`` and ``linestyles`` (one per flow) replace the default legend labels and solid lines."""
     for i, flow in enumerate(flows):
-        color = SERIES_COLORS[flow.activation] if color_by_activation else flow.color
+        color = SERIES_COLORS[flow.activation] if color_by_activation else flow_color(flow)
         norms = flow.norms(when)
         layers = np.arange(1, norms.shape[1] + 1)
         with np.errstate(invalid="ignore", divide="ignore"):
