@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from resnet_lib import paper
 from resnet_lib.data import ImageDataset
 from resnet_lib.models import FAMILIES, blocks_per_stage, cifar_net, count_parameters
+from resnet_lib.models.state import preserved_state
 from resnet_lib.profiles import TrainingExperiment
 from resnet_lib.runs import CifarRun, experiment_data, train_runs
 
@@ -101,13 +102,9 @@ def final_errors(runs: list[CifarRun]) -> FinalErrors:
 @torch.no_grad()
 def logits(model: nn.Module, x: Tensor, batch_size: int = 1000) -> Tensor:
     """``model``'s logits for every image of ``x``, in eval mode, batch by batch, on the CPU."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
-    try:
+    with preserved_state(model):
         return torch.cat([model(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
-    finally:
-        model.train(was_training)
 
 
 def error_rate(scores: Tensor, y: Tensor) -> float:

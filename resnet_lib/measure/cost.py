@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from resnet_lib.models.state import preserved_state
+
 
 @torch.no_grad()
 def multiply_adds(net: nn.Module, image_size: int, in_channels: int = 3) -> int:
@@ -33,11 +35,10 @@ def multiply_adds(net: nn.Module, image_size: int, in_channels: int = 3) -> int:
             hooks.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, nn.Linear):
             hooks.append(m.register_forward_hook(linear_hook))
-    was_training = net.training
     try:
-        net.eval()(torch.zeros(1, in_channels, image_size, image_size))
+        with preserved_state(net):
+            net(torch.zeros(1, in_channels, image_size, image_size))
     finally:
-        net.train(was_training)
         for h in hooks:
             h.remove()
     return total

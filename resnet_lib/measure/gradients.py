@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from resnet_lib.models.deep import make_activation
 from resnet_lib.models.scalar import NetSpec
+from resnet_lib.models.state import preserved_state
 from resnet_lib.threads import single_thread
 
 
@@ -46,18 +47,9 @@ def gradient_norms_per_layer(
         raise ValueError("net has no Linear or Conv layers whose gradient could be measured")
     device = layers[0][1].weight.device
     x, y = x.to(device), y.to(device)
-    buffers = [(b, b.detach().clone()) for b in net.buffers()]
-    was_training = net.training
-    net.train(train_mode)
-    try:
-        with torch.enable_grad():
-            loss = loss_fn(net(x), y)
-            grads = torch.autograd.grad(loss, [m.weight for _, m in layers])
-    finally:
-        net.train(was_training)
-        with torch.no_grad():
-            for buffer, saved in buffers:
-                buffer.copy_(saved)
+    with preserved_state(net, train=train_mode, buffers=True), torch.enable_grad():
+        loss = loss_fn(net(x), y)
+        grads = torch.autograd.grad(loss, [m.weight for _, m in layers])
     return np.array([g.detach().double().norm().item() for g in grads])
 
 
@@ -97,19 +89,15 @@ def _training_batch_norms(model: nn.Module) -> list[nn.Module]:
 
 @contextmanager
 def _hooks_keeping_statistics(model: nn.Module, modules: Iterable[nn.Module], hook) -> Iterator[None]:
-    """Forward ``hook`` on ``modules`` inside the block; on exit the hooks are removed and the
-    running statistics of ``model``'s training-mode BatchNorm layers are restored."""
-    norms = _training_batch_norms(model)
-    saved = [{k: v.clone() for k, v in m.named_buffers()} for m in norms]
+    """Forward ``hook`` on ``modules`` inside the block; on exit the hooks are removed and
+    ``model``'s buffers (the running statistics of its BatchNorm layers) are restored."""
     handles = [m.register_forward_hook(hook) for m in modules]
     try:
-        yield
+        with preserved_state(model, train=None, buffers=True):
+            yield
     finally:
         for h in handles:
             h.remove()
-        for m, buffers in zip(norms, saved, strict=True):
-            for k, v in buffers.items():
-                getattr(m, k).copy_(v)
 
 
 def input_gradients(model: nn.Module, x: Tensor) -> Tensor:

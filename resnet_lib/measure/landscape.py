@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from resnet_lib.models.state import preserved_state
 from resnet_lib.profiles import LandscapeExperiment
 
 NORMALIZATIONS = ("filter", "none")
@@ -90,17 +91,13 @@ def displaced(model: nn.Module, directions: Sequence[Sequence[Tensor]], steps: S
 def loss_and_error(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500) -> tuple[float, float]:
     """Mean cross-entropy and error rate (a fraction) of ``model`` on ``(x, y)``, BatchNorm in eval mode."""
     _check_images(x, y)
-    was_training = model.training
-    model.eval()
-    try:
+    with preserved_state(model):
         loss, wrong = 0.0, 0
         for i in range(0, len(x), batch_size):
             logits = model(x[i : i + batch_size])
             loss += F.cross_entropy(logits, y[i : i + batch_size], reduction="sum").item()
             wrong += (logits.argmax(1) != y[i : i + batch_size]).sum().item()
         return loss / len(x), wrong / len(x)
-    finally:
-        model.train(was_training)
 
 
 def slice_steps(span: float, points: int) -> np.ndarray:
@@ -188,17 +185,13 @@ def gradient_norm(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500)
     """Norm of the gradient of the mean training loss over :func:`hessian_parameters` (0 at a minimum)."""
     _check_images(x, y)
     params = hessian_parameters(model)
-    was_training = model.training
-    model.eval()
-    try:
+    with preserved_state(model):
         total = [torch.zeros_like(p) for p in params]
         for i in range(0, len(x), batch_size):
             loss = F.cross_entropy(model(x[i : i + batch_size]), y[i : i + batch_size], reduction="sum") / len(x)
             for t, g in zip(total, torch.autograd.grad(loss, params), strict=True):
                 t += g
         return float(torch.sqrt(sum((t**2).sum() for t in total)))
-    finally:
-        model.train(was_training)
 
 
 def hessian_vector_product(
@@ -216,9 +209,7 @@ def hessian_vector_product(
     def hvp(v: Tensor) -> Tensor:
         if v.shape != (n,):
             raise ValueError(f"the vector must have shape ({n},), got {tuple(v.shape)}")
-        was_training = model.training
-        model.eval()
-        try:
+        with preserved_state(model):
             chunks = list(torch.split(v.to(params[0].dtype), [p.numel() for p in params]))
             vs = [c.view_as(p) for c, p in zip(chunks, params, strict=True)]
             total = [torch.zeros_like(p) for p in params]
@@ -230,8 +221,6 @@ def hessian_vector_product(
                 for t, h in zip(total, torch.autograd.grad(dot, params), strict=True):
                     t += h
             return torch.cat([t.flatten() for t in total]).detach()
-        finally:
-            model.train(was_training)
 
     return hvp, n
 

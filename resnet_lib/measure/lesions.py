@@ -45,6 +45,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from resnet_lib.models import BasicBlock, CifarNet, ZeroPadShortcut
+from resnet_lib.models.state import preserved_state
 
 
 def _check_net(net: nn.Module) -> CifarNet:
@@ -286,9 +287,7 @@ def path_gradients(net: nn.Module, x: Tensor, y: Tensor, paths: Tensor) -> Tenso
             f"paths must be a bool tensor of shape (N images, {len(blocks)} blocks) = ({len(x)}, {len(blocks)}) "
             f"and y hold N labels; got {paths.dtype} {tuple(paths.shape)} and {tuple(y.shape)}"
         )
-    was_training = net.training
-    net.eval()
-    try:
+    with preserved_state(net):
         with torch.no_grad():
             h = net.stem(x)
         inputs, branches, shortcuts, sums = [], [], [], []
@@ -310,8 +309,6 @@ def path_gradients(net: nn.Module, x: Tensor, y: Tensor, paths: Tensor) -> Tenso
                 (past_f,) = torch.autograd.grad(shortcuts[i], inputs[i], g)
                 g = torch.where(paths[:, i].view(-1, 1, 1, 1), through_f, past_f)
         return g.detach()
-    finally:
-        net.train(was_training)
 
 
 def sample_paths(n_blocks: int, lengths: Sequence[int], generator: torch.Generator | None = None) -> Tensor:

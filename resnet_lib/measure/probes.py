@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from resnet_lib.data import ImageDataset
 from resnet_lib.models.cifar import CifarNet
+from resnet_lib.models.state import preserved_state
 from resnet_lib.profiles import FeatureExperiment
 
 SAMPLE_PHOTO = "grace_hopper.jpg"
@@ -115,14 +116,12 @@ def pooled_features(
     for _, pool in wanted:
         if not isinstance(pool, int) or pool < 1:
             raise ValueError(f"pool must be a grid size >= 1, got {pool!r}")
-    was_training = net.training
-    net.eval()
     parts: dict[tuple[str, int], list[Tensor]] = {key: [] for key in wanted}
-    for i in range(0, len(x), batch_size):
-        maps = net.feature_maps(x[i : i + batch_size])
-        for name, pool in wanted:
-            parts[name, pool].append(F.adaptive_avg_pool2d(maps[name], pool).flatten(1))
-    net.train(was_training)
+    with preserved_state(net):
+        for i in range(0, len(x), batch_size):
+            maps = net.feature_maps(x[i : i + batch_size])
+            for name, pool in wanted:
+                parts[name, pool].append(F.adaptive_avg_pool2d(maps[name], pool).flatten(1))
     return {key: torch.cat(chunks) for key, chunks in parts.items()}
 
 
@@ -491,9 +490,8 @@ def photo_feature_maps(net: CifarNet, photo: Tensor, layers: Sequence[str] | Non
     if photo.dim() != 3:
         raise ValueError(f"photo must be one image (3, H, W), got shape {tuple(photo.shape)}")
     layers = list(layers) if layers is not None else probe_layers(net, every_block=False)
-    was_training = net.training
-    maps = net.eval().feature_maps(photo[None])
-    net.train(was_training)
+    with preserved_state(net):
+        maps = net.feature_maps(photo[None])
     unknown = [name for name in layers if name not in maps]
     if unknown:
         raise ValueError(f"unknown layer {unknown[0]!r}; choose from: {', '.join(maps)}")

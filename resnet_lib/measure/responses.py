@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from resnet_lib.measure.gradients import gradient_norms_per_layer, input_gradients
 from resnet_lib.models import CifarNet
+from resnet_lib.models.state import preserved_state
 
 
 def _check_net(net: nn.Module) -> CifarNet:
@@ -65,14 +66,12 @@ def layer_response_std(net: nn.Module, x: Tensor, batch_size: int = 500) -> np.n
         return record
 
     handles = [m.register_forward_hook(hook(i)) for i, (_, m) in enumerate(layers)]
-    was_training = net.training
-    net.eval()
     device = next(net.parameters()).device
     try:
-        for i in range(0, len(x), batch_size):
-            net(x[i : i + batch_size].to(device))
+        with preserved_state(net):
+            for i in range(0, len(x), batch_size):
+                net(x[i : i + batch_size].to(device))
     finally:
-        net.train(was_training)
         for h in handles:
             h.remove()
     stds = []
@@ -192,14 +191,10 @@ def line_gradients(
     if not 0 <= target < net.fc.out_features:
         raise ValueError(f"target must be a class index in [0, {net.fc.out_features}), got {target}")
     device = next(net.parameters()).device
-    was_training = net.training
-    net.train(was_training if train_mode is None else train_mode)
-    try:
+    with preserved_state(net, train=train_mode):
         line = _LineNet(net, start.to(device), end.to(device), target)
         t = torch.linspace(0.0, 1.0, n_points, device=device)
         return input_gradients(line, t).cpu()
-    finally:
-        net.train(was_training)
 
 
 __all__ = [

@@ -23,7 +23,8 @@ from resnet_lib.models.imagenet import (
     imagenet_resnet,
     load_torchvision_state,
 )
-from resnet_lib.models.scalar import ResidualModule, ScalarNet, scalar_net
+from resnet_lib.models.scalar import NetSpec, ResidualModule, ScalarNet, scalar_net
+from resnet_lib.models.state import preserved_state
 
 __all__ = [
     "ACTIVATIONS",
@@ -39,6 +40,7 @@ __all__ = [
     "DeepMLP",
     "DeepNet",
     "ImageNetResNet",
+    "NetSpec",
     "PreActBlock",
     "ResidualModule",
     "ScalarNet",
@@ -52,5 +54,6 @@ __all__ = [
     "imagenet_resnet",
     "load_torchvision_state",
     "plain_cifar_net",
+    "preserved_state",
     "scalar_net",
 ]
