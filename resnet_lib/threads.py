@@ -1,4 +1,4 @@
-"""CPU thread control shared by the measurement modules."""
+"""CPU thread control: the library's one thread limiter."""
 
 from __future__ import annotations
 
@@ -9,6 +9,23 @@ import torch
 
 
 @contextmanager
+def thread_limit(threads: int | None) -> Iterator[None]:
+    """Run PyTorch on ``threads`` intra-op CPU threads inside the block (``None``: leave the setting alone).
+
+    The previous setting is restored on exit, also after an error.
+    """
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
 def single_thread() -> Iterator[None]:
     """Run PyTorch on one CPU thread inside the block (the previous setting is restored after).
 
@@ -16,9 +33,5 @@ def single_thread() -> Iterator[None]:
     busy 2-core machine threads waiting for each other made a step ten to a hundred times
     slower. One thread also makes runs repeat exactly across machines with different core counts.
     """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with thread_limit(1):
         yield
-    finally:
-        torch.set_num_threads(before)

@@ -30,7 +30,6 @@ from resnet_lib.plots.vanishing_gradients import (
     plot_losses,
 )
 from resnet_lib.profiles import DataSpec, GradientFlowExperiment
-from resnet_lib.threads import single_thread
 from resnet_lib.training import History
 
 matplotlib.use("Agg")
@@ -200,15 +199,6 @@ def test_the_explorer_redraws_when_a_control_changes():
     assert "application/vnd.jupyter.widget-view+json" in explorer._repr_mimebundle_()
     with pytest.raises(ValueError, match="unknown architecture 'rnn'"):
         gradient_flow_explorer(_tiny_data(), _tiny_experiment(), arch="rnn")
-
-
-def test_single_thread_restores_the_setting_even_after_an_error():
-    before = torch.get_num_threads()
-    with single_thread():
-        assert torch.get_num_threads() == 1
-    with pytest.raises(RuntimeError), single_thread():
-        raise RuntimeError("boom")
-    assert torch.get_num_threads() == before
 
 
 def test_explosion_by_depth_separates_a_constant_lift_from_compounded_growth():

@@ -17,7 +17,6 @@ from resnet_lib.measure import gradients as grads
 from resnet_lib.measure import statistics as stats
 from resnet_lib.models import scalar, scalar_net
 from resnet_lib.plots import shattered_gradients as figs
-from resnet_lib.threads import single_thread
 
 # ---------------------------------------------------------------- noise references and statistics
 
@@ -200,13 +199,6 @@ def test_gradient_samples_are_reproducible_and_one_row_per_seed():
     assert a.shape == (3, 32)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a[0], a[1])
-
-
-def test_single_thread_restores_the_thread_count():
-    before = torch.get_num_threads()
-    with single_thread():
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
 
 
 # ---------------------------------------------------------------- facts the chapter relies on

@@ -28,6 +28,7 @@ from resnet_lib.data import ImageDataset
 from resnet_lib.models.cifar import CifarNet
 from resnet_lib.models.state import preserved_state
 from resnet_lib.profiles import FeatureExperiment
+from resnet_lib.threads import thread_limit
 
 SAMPLE_PHOTO = "grace_hopper.jpg"
 
@@ -268,14 +269,8 @@ def logistic_regression(
         loss.backward()
         return loss
 
-    previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        with torch.enable_grad():
-            optimizer.step(closure)
-    finally:
-        torch.set_num_threads(previous_threads)
+    with thread_limit(threads), torch.enable_grad():
+        optimizer.step(closure)
     return weight.detach(), bias.detach()
 
 
