@@ -10,8 +10,8 @@ and starts nothing, so the same code runs both ways::
     torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
         -m resnet_lib.reproduce --profile full        # the same command on both machines
 
-``fit(..., distributed=True)`` then splits every global batch of 128 images across the ranks
-(see :func:`resnet_lib.training.fit`); rank 0 writes the results.
+``fit(..., parallel=world.parallelism())`` then trains with :class:`DataParallel`, which splits
+every global batch of 128 images across the ranks; rank 0 writes the results.
 
 Every collective waits at most ``$RESNET_BOOK_COLLECTIVE_TIMEOUT`` seconds (default 1800, enough
 for rank 0 to download CIFAR-10 while the others wait): a rank that stopped or hangs then makes
@@ -24,9 +24,13 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch import Tensor, nn
+
+from resnet_lib.training import Parallelism, evaluate, read_checkpoint
 
 DEVICES = ("auto", "cpu", "cuda")
 TIMEOUT_ENV = "RESNET_BOOK_COLLECTIVE_TIMEOUT"
@@ -57,6 +61,11 @@ class World:
         """What a results record says about how the run was spread out."""
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         return {"world_size": self.world_size, "backend": self.backend or "none", "device": name}
+
+    def parallelism(self) -> Parallelism:
+        """How :func:`resnet_lib.training.fit` spreads a run over this world: :class:`DataParallel`
+        when a process group of several processes runs, else one process."""
+        return DataParallel() if self.distributed else Parallelism()
 
 
 def launched_by_torchrun() -> bool:
@@ -148,6 +157,83 @@ def broadcast_object(obj, world: World):
     return box[0]
 
 
+class DataParallel(Parallelism):
+    """:func:`resnet_lib.training.fit` data-parallel over the running ``torch.distributed`` process group.
+
+    Every rank draws the same global batch of ``recipe.batch_size`` images and trains on its share
+    ``batch[rank::world_size]`` under ``DistributedDataParallel``; losses and error counts are summed
+    over ranks, so the history means what a single-process one means. Rank 0 reads the checkpoint
+    and hands it out (no shared disk is needed); only rank 0 shows progress and writes it.
+    """
+
+    def __init__(self) -> None:
+        if not dist.is_initialized():
+            raise ValueError("DataParallel needs a torch.distributed process group; join one with init_distributed()")
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def place(self, device: torch.device) -> torch.device:
+        if device.type == "cuda" and device.index is None:
+            return torch.device("cuda", torch.cuda.current_device())
+        return device
+
+    def read_checkpoint(self, path: Path | None, identity: dict, device: torch.device) -> dict | None:
+        box: list = [None]
+        if self.rank == 0 and path is not None:
+            try:
+                box[0] = read_checkpoint(path, identity)
+            except ValueError as exc:
+                box[0] = str(exc)  # every rank raises it, not rank 0 alone
+        dist.broadcast_object_list(box, src=0, device=device if device.type == "cuda" else None)
+        if isinstance(box[0], str):
+            raise ValueError(box[0])
+        return box[0]
+
+    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+    def shard(self, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor] | None:
+        if len(yb) < self.world_size:  # too few images to give every rank one: every rank skips it alike
+            return None
+        return xb[self.rank :: self.world_size], yb[self.rank :: self.world_size]
+
+    def step_metrics(self, loss: Tensor, logits: Tensor, yb: Tensor) -> tuple[float, int, int]:
+        with torch.no_grad():
+            n = torch.tensor(float(len(yb)), device=loss.device)
+            sums = torch.stack([loss.detach().double() * n, n.double(), (logits.argmax(1) != yb).sum().double()])
+            dist.all_reduce(sums)
+        loss_sum, n_total, n_wrong = sums.tolist()
+        return loss_sum / n_total, int(n_total), int(n_wrong)
+
+    def all_stop(self, bad: str | None, device: torch.device) -> str | None:
+        # BatchNorm statistics are per rank: every rank must stop alike.
+        flag = torch.tensor([0.0 if bad is None else 1.0], device=device)
+        dist.all_reduce(flag)
+        return bad or ("the state of another rank" if flag.item() else None)
+
+    @torch.no_grad()
+    def evaluate(
+        self, model: nn.Module, x: Tensor, y: Tensor, channels_last: bool, precision: str
+    ) -> tuple[float, float]:
+        """The test set shared out over ranks, all using rank 0's BatchNorm statistics."""
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+        xs, ys = x[self.rank :: self.world_size], y[self.rank :: self.world_size]
+        device = next(model.parameters()).device
+        sums = torch.zeros(3, dtype=torch.float64, device=device)
+        if len(ys):
+            loss, error = evaluate(model, xs, ys, channels_last=channels_last, precision=precision)
+            sums += torch.tensor([loss * len(ys), error * len(ys), len(ys)], dtype=torch.float64, device=device)
+        dist.all_reduce(sums)
+        loss_sum, wrong, n = sums.tolist()
+        return loss_sum / n, wrong / n
+
+
 def shutdown(world: World) -> None:
     """Leave the process group (a no-op for one process)."""
     if world.distributed and dist.is_initialized():
@@ -156,6 +242,7 @@ def shutdown(world: World) -> None:
 
 __all__ = [
     "DEVICES",
+    "DataParallel",
     "World",
     "barrier",
     "broadcast_object",

@@ -345,7 +345,7 @@ def train_run(
         desc=label,
         device=world.device,
         stop_after_epochs=args.stop_after_epochs,
-        distributed=world.distributed,
+        parallel=world.parallelism(),
     )
     total = recipe.total_steps(math.ceil(len(data.train_y) / recipe.batch_size))
     done = history.diverged or bool(

@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -126,58 +125,6 @@ def evaluate(
     return loss_sum / len(y), wrong / len(y)
 
 
-# ----------------------------------------------------------------- data parallel (fit(distributed=True))
-
-
-def _data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
-    from torch.nn.parallel import DistributedDataParallel
-
-    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-
-
-def _broadcast_checkpoint(path: Path | None, rank: int, device: torch.device, identity: dict) -> dict | None:
-    """Rank 0 reads the checkpoint (if any) and every rank receives it: no shared disk is needed."""
-    box: list = [None]
-    if rank == 0 and path is not None:
-        try:
-            box[0] = read_checkpoint(path, identity)
-        except ValueError as exc:
-            box[0] = str(exc)  # every rank raises it, not rank 0 alone
-    dist.broadcast_object_list(box, src=0, device=device if device.type == "cuda" else None)
-    if isinstance(box[0], str):
-        raise ValueError(box[0])
-    return box[0]
-
-
-def _global_step_metrics(loss: Tensor, logits: Tensor, y: Tensor) -> tuple[float, int, int]:
-    """Mean loss, number of images and number of errors of the global batch (summed over ranks)."""
-    with torch.no_grad():
-        n = torch.tensor(float(len(y)), device=loss.device)
-        sums = torch.stack([loss.detach().double() * n, n.double(), (logits.argmax(1) != y).sum().double()])
-        dist.all_reduce(sums)
-    loss_sum, n_total, n_wrong = sums.tolist()
-    return loss_sum / n_total, int(n_total), int(n_wrong)
-
-
-@torch.no_grad()
-def _evaluate_distributed(
-    model: nn.Module, x: Tensor, y: Tensor, channels_last: bool, precision: str
-) -> tuple[float, float]:
-    """:func:`evaluate` with the test set shared out over ranks, all using rank 0's BatchNorm statistics."""
-    rank, world_size = dist.get_rank(), dist.get_world_size()
-    for buffer in model.buffers():
-        dist.broadcast(buffer, src=0)
-    xs, ys = x[rank::world_size], y[rank::world_size]
-    device = next(model.parameters()).device
-    sums = torch.zeros(3, dtype=torch.float64, device=device)
-    if len(ys):
-        loss, error = evaluate(model, xs, ys, channels_last=channels_last, precision=precision)
-        sums += torch.tensor([loss * len(ys), error * len(ys), len(ys)], dtype=torch.float64, device=device)
-    dist.all_reduce(sums)
-    loss_sum, wrong, n = sums.tolist()
-    return loss_sum / n, wrong / n
-
-
 # ----------------------------------------------------------------- divergence
 
 
@@ -264,6 +211,47 @@ def _save_checkpoint(state: dict, path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+class Parallelism:
+    """How :func:`fit` spreads one run over processes: this base class keeps it in one process.
+
+    Every hook here is the trivial one-process step. :class:`resnet_lib.distributed.DataParallel`
+    overrides them to train data-parallel over a ``torch.distributed`` process group.
+    """
+
+    #: Whether this process shows progress, reports divergence and writes the checkpoint.
+    is_main: bool = True
+
+    def place(self, device: torch.device) -> torch.device:
+        """The device this process trains on, given the one asked for."""
+        return device
+
+    def read_checkpoint(self, path: Path | None, identity: dict, device: torch.device) -> dict | None:
+        """The checkpoint to resume from (see :func:`read_checkpoint`), ``None`` without one."""
+        return read_checkpoint(path, identity) if path is not None else None
+
+    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """The module the training forward pass runs through."""
+        return model
+
+    def shard(self, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor] | None:
+        """This process's share of a global batch, or ``None`` when every process skips the batch."""
+        return xb, yb
+
+    def step_metrics(self, loss: Tensor, logits: Tensor, yb: Tensor) -> tuple[float, int, int]:
+        """Mean loss, number of images and number of errors of the global batch."""
+        return loss.item(), len(yb), (logits.argmax(1) != yb).sum().item()
+
+    def all_stop(self, bad: str | None, device: torch.device) -> str | None:
+        """What makes every process stop after a step (``bad``: what this process found), or ``None``."""
+        return bad
+
+    def evaluate(
+        self, model: nn.Module, x: Tensor, y: Tensor, channels_last: bool, precision: str
+    ) -> tuple[float, float]:
+        """Mean loss and error rate of ``model`` on ``(x, y)`` (see :func:`evaluate`)."""
+        return evaluate(model, x, y, channels_last=channels_last, precision=precision)
+
+
 def fit(
     model: nn.Module,
     data: ImageDataset,
@@ -274,7 +262,7 @@ def fit(
     desc: str = "training",
     device: torch.device | str | None = None,
     stop_after_epochs: int | None = None,
-    distributed: bool = False,
+    parallel: Parallelism | None = None,
 ) -> History:
     """Train ``model`` on ``data.train_*`` with ``recipe``; evaluate on ``data.test_*`` each epoch.
 
@@ -290,17 +278,14 @@ def fit(
     training loss above ``recipe.divergence_factor`` times the first one, or a NaN or infinity in
     the parameters or BatchNorm statistics (checked after every step).
 
-    ``distributed=True`` trains data-parallel in the ``torch.distributed`` process group that
-    :func:`resnet_lib.distributed.init_distributed` joined: every rank draws the same global batch
-    of ``recipe.batch_size`` images and trains on its share ``batch[rank::world_size]`` under
-    ``DistributedDataParallel``; losses and error counts are summed over ranks, so the history
-    means what a single-process one means. Only rank 0 shows progress and writes the checkpoint.
+    ``parallel`` spreads the run over processes (default: this one alone, :class:`Parallelism`);
+    :class:`resnet_lib.distributed.DataParallel` trains data-parallel under ``torchrun``, with a
+    history that means what a single-process one means. Only its main process shows progress,
+    reports divergence and writes the checkpoint.
     """
     recipe = recipe or Recipe()
-    device = torch.device(device) if device is not None else default_device()
-    rank, world_size = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    if distributed and device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
+    parallel = parallel or Parallelism()
+    device = parallel.place(torch.device(device) if device is not None else default_device())
     precision = resolve_precision(recipe.precision, device)
     model.to(device)
     if recipe.channels_last:
@@ -314,31 +299,29 @@ def fit(
     history, step, start_epoch = History(precision=precision), 0, 0
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     identity = checkpoint_identity(model, data, replace(recipe, precision=precision), seed)
-    if distributed:
-        state = _broadcast_checkpoint(ckpt_path, rank, device, identity)
-    else:
-        state = read_checkpoint(ckpt_path, identity) if ckpt_path is not None else None
+    state = parallel.read_checkpoint(ckpt_path, identity, device)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, step, start_epoch = History.from_dict(state["history"]), state["step"], state["epoch"]
     factor = recipe.divergence_factor
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
-    net = _data_parallel(model, device) if distributed else model
-    bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not progress or rank != 0, leave=False, unit="step")
+    net = parallel.wrap(model, device)
+    show = progress and parallel.is_main
+    bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not show, leave=False, unit="step")
     model.train()
     for epoch in range(start_epoch, recipe.epochs):
         if step >= total_steps or history.diverged:
             break
         gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
         started, loss_sum, wrong, seen = time.perf_counter(), 0.0, 0, 0
-        for xb, yb in iterate_batches(train_x, train_y, recipe.batch_size, gen, augment=recipe.augment):
+        for batch in iterate_batches(train_x, train_y, recipe.batch_size, gen, augment=recipe.augment):
             if step >= total_steps:
                 break
-            if distributed:
-                if len(yb) < world_size:  # too few images to give every rank one: every rank skips it alike
-                    continue
-                xb, yb = xb[rank::world_size], yb[rank::world_size]
+            batch = parallel.shard(*batch)
+            if batch is None:
+                continue
+            xb, yb = batch
             lr = recipe.lr_at(step, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -346,10 +329,7 @@ def fit(
                 logits = net(_to_device(xb, device, recipe.channels_last))
             logits = logits.float()
             loss = F.cross_entropy(logits, yb)
-            if distributed:
-                loss_value, n_batch, n_wrong = _global_step_metrics(loss, logits, yb)
-            else:
-                loss_value = loss.item()
+            loss_value, n_batch, n_wrong = parallel.step_metrics(loss, logits, yb)
             history.step_losses.append(loss_value)
             reason = loss_divergence(loss_value, history.step_losses[0], factor)
             if reason:
@@ -358,33 +338,17 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            bad = non_finite_state(model)
-            if distributed:  # BatchNorm statistics are per rank: every rank must stop alike
-                flag = torch.tensor([0.0 if bad is None else 1.0], device=device)
-                dist.all_reduce(flag)
-                bad = bad or ("the state of another rank" if flag.item() else None)
+            bad = parallel.all_stop(non_finite_state(model), device)
             if bad:
                 history.mark_diverged(step, f"non-finite values in {bad} after the step")
             step += 1
-            if distributed:
-                loss_sum, wrong, seen = loss_sum + loss_value * n_batch, wrong + n_wrong, seen + n_batch
-            else:
-                loss_sum += loss_value * len(yb)
-                wrong += (logits.argmax(1) != yb).sum().item()
-                seen += len(yb)
+            loss_sum, wrong, seen = loss_sum + loss_value * n_batch, wrong + n_wrong, seen + n_batch
             bar.update(1)
             if history.diverged:
                 break
             if step % 10 == 0:
                 bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.3g}")
-        if distributed:
-            test_loss, test_error = _evaluate_distributed(
-                model, data.test_x, data.test_y, recipe.channels_last, precision
-            )
-        else:
-            test_loss, test_error = evaluate(
-                model, data.test_x, data.test_y, channels_last=recipe.channels_last, precision=precision
-            )
+        test_loss, test_error = parallel.evaluate(model, data.test_x, data.test_y, recipe.channels_last, precision)
         history.epochs.append(
             {
                 "epoch": epoch + 1,
@@ -403,12 +367,12 @@ def fit(
             reason = loss_divergence(test_loss, None, factor, "test loss")
             if reason:
                 history.mark_diverged(max(step - 1, 0), reason)
-        if ckpt_path is not None and not history.diverged and rank == 0:
+        if ckpt_path is not None and not history.diverged and parallel.is_main:
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "identity": identity}
             _save_checkpoint({**state, "history": history.to_dict(), "step": step, "epoch": epoch + 1}, ckpt_path)
         if stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs:
             break
     bar.close()
-    if history.diverged and progress and rank == 0:
+    if history.diverged and show:
         print(history.divergence_line(desc), file=sys.stderr)
     return history

@@ -266,3 +266,42 @@ def test_a_checkpoint_of_another_run_is_never_resumed(data, tmp_path, change):
         fit(tiny_net(), data, kwargs["recipe"], seed=kwargs["seed"], checkpoint=ckpt, progress=False)
     assert str(ckpt) in str(err.value) and "\n" not in str(err.value)
     assert ckpt.read_bytes() == before  # the other run's checkpoint is left alone
+
+
+# ----------------------------------------------------------------------------- data parallel
+
+
+def test_data_parallel_over_one_process_trains_as_fit_alone(data, reference, tmp_path, monkeypatch):
+    """Every hook of DataParallel runs (DDP, all-reduces, the broadcast checkpoint, the shared-out
+    test set); over a one-process group it must train exactly as fit does without it."""
+    import torch.distributed as dist
+
+    from resnet_lib.distributed import DataParallel
+
+    with pytest.raises(ValueError, match=r"needs a torch\.distributed process group"):
+        DataParallel()
+    history, net = reference
+    reduced, all_reduce = [], dist.all_reduce
+    monkeypatch.setattr(dist, "all_reduce", lambda t, *a, **k: reduced.append(t.numel()) or all_reduce(t, *a, **k))
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        ckpt = tmp_path / "run.ckpt"
+        parallel = DataParallel()
+        assert parallel.is_main and (parallel.rank, parallel.world_size) == (0, 1)
+        first = fit(tiny_net(), data, RECIPE, seed=0, checkpoint=ckpt, progress=False, stop_after_epochs=1,
+                    parallel=parallel)  # fmt: skip
+        assert len(first.epochs) == 1 and ckpt.exists()
+        ddp_net = tiny_net(seed=3)
+        resumed = fit(ddp_net, data, RECIPE, seed=0, checkpoint=ckpt, progress=False, parallel=DataParallel())
+    finally:
+        dist.destroy_process_group()
+    # Per step: the batch's (loss, images, errors) and the stop flag; per epoch: the test set's sums.
+    assert reduced == [3, 1] * STEPS_PER_EPOCH + [3] + ([3, 1] * STEPS_PER_EPOCH + [3]) * 2
+    assert resumed.step_losses == history.step_losses and same_weights(ddp_net, net)
+    for a, b in zip(resumed.epochs, history.epochs, strict=True):
+        assert {k: a[k] for k in ("epoch", "step", "lr", "train_loss", "train_error")} == {
+            k: b[k] for k in ("epoch", "step", "lr", "train_loss", "train_error")
+        }
+        # The test set's sums go through float64 (loss x n / n): equal to a few units in the last place.
+        assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-12)
+        assert a["test_error"] == pytest.approx(b["test_error"], rel=1e-12)
