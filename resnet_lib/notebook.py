@@ -82,11 +82,6 @@ def glue(name: str, value, display: bool = False):
     return value
 
 
-def in_ci() -> bool:
-    """True when running under continuous integration (``CI`` set)."""
-    return bool(os.environ.get("CI"))
-
-
 def environment_table(profile: Profile | None = None) -> list[tuple[str, str]]:
     """Rows describing where and how this kernel runs the book: profile, data, software, hardware."""
     import platform

@@ -17,9 +17,8 @@ TABLE6: dict[int, tuple[float, float]] = {
 }
 #: ResNet-110's mean ± standard deviation over its 5 runs (the paper's text beside Table 6).
 RESNET110_MEAN_STD: tuple[float, float] = (6.61, 0.16)
-#: The training budget: 64k iterations of batch 128 on CIFAR-10's 50k training images. The schedule
+#: The training budget: 64k iterations of batch 128 (:class:`resnet_lib.recipe.Recipe`'s default batch)
+#: on CIFAR-10's 50k training images. The schedule
 #: (rate drops at 32k and 48k, stop at 64k) "is determined on a 45k/5k train/val split" (section 4.2).
 ITERATIONS = 64_000
-BATCH_SIZE = 128
 TRAIN_IMAGES = 50_000
-VAL_IMAGES = 5_000

@@ -9,7 +9,6 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-from resnet_lib import paper
 from resnet_lib.chapters import degradation as dg
 from resnet_lib.models import cifar_net
 from resnet_lib.plots import curves, style
@@ -130,7 +129,6 @@ def test_rounded_like_keeps_the_papers_decimals():
     assert dg.rounded_like(269_722, 0.27) == 0.27
     assert dg.rounded_like(1_727_962, 1.7) == 1.7
     assert dg.rounded_like(19_400_000, 19.4) == 19.4
-    assert dg.TABLE6[110] == (paper.TABLE6[110][1], paper.TABLE6[110][0])
 
 
 def test_seed_verdict_calls_overlapping_spreads_unresolved():

@@ -4,7 +4,7 @@
 experiment for one family, so chapter 3's plain nets and chapter 5's residual nets come
 from the same recipe, data and seeds. :func:`final_errors` summarizes them over seeds;
 :func:`budget_summary` says in words what the budget was, beside the paper's;
-:data:`TABLE6` and :func:`table6_rows` hold He et al.'s CIFAR-10 ResNets (Table 6) as the paper prints them.
+:func:`table6_rows` sets the ResNets built here beside He et al.'s Table 6 (:data:`resnet_lib.paper.TABLE6`).
 """
 
 from __future__ import annotations
@@ -22,14 +22,8 @@ from resnet_lib.models.state import preserved_state
 from resnet_lib.profiles import TrainingExperiment
 from resnet_lib.runs import CifarRun, experiment_data, train_runs
 
-#: He et al. (2016), Table 6 (CIFAR-10, option A): depth -> (parameters in millions as printed, test error in %).
-#: ResNet-110's 6.43% is the best of 5 runs; :data:`RESNET110_MEAN_STD` holds their mean and sd.
-TABLE6: dict[int, tuple[float, float]] = {d: (paper.TABLE6[d][1], paper.TABLE6[d][0]) for d in (20, 32, 44, 56, 110)}
-RESNET110_MEAN_STD = paper.RESNET110_MEAN_STD
-
-#: The paper's CIFAR-10 budget (section 4.2): 64k iterations of batch 128 on the 50k training images.
-PAPER_ITERATIONS = paper.ITERATIONS
-PAPER_TRAIN_IMAGES = paper.TRAIN_IMAGES
+#: The rows of Table 6 that :func:`table6_rows` builds (ResNet-1202, 19.4M parameters, is left to chapter 8).
+TABLE6_DEPTHS = (20, 32, 44, 56, 110)
 
 
 def train_nets(
@@ -133,8 +127,8 @@ def budget_summary(experiment: TrainingExperiment) -> str:
         f"{size}x{size} pixels. Nets: width {experiment.width} (the paper's 16/32/64 filters at width 16). "
         f"Recipe: SGD, batch {recipe.batch_size}, lr {recipe.lr:g}{warm}, divided by {1 / recipe.lr_gamma:g} "
         f"at steps {drops}, {recipe.epochs} epochs = {steps:,} steps; {seeds} seed{'s' if seeds > 1 else ''} "
-        f"{list(experiment.seeds)}. The paper: CIFAR-10, {PAPER_TRAIN_IMAGES:,} images of 32x32, "
-        f"{PAPER_ITERATIONS:,} steps, i.e. {PAPER_ITERATIONS / steps:.0f}x the steps of this run."
+        f"{list(experiment.seeds)}. The paper: CIFAR-10, {paper.TRAIN_IMAGES:,} images of 32x32, "
+        f"{paper.ITERATIONS:,} steps, i.e. {paper.ITERATIONS / steps:.0f}x the steps of this run."
     )
 
 
@@ -161,7 +155,8 @@ def table6_rows(width: int = 16) -> list[dict]:
     ``match`` compares what the paper printed with what we built, not our count with itself.
     """
     rows = []
-    for depth, (paper_millions, paper_error) in TABLE6.items():
+    for depth in TABLE6_DEPTHS:
+        paper_error, paper_millions = paper.TABLE6[depth]
         resnet = count_parameters(cifar_net("residual", depth, width=width))
         plain = count_parameters(cifar_net("plain", depth, width=width))
         rounded = rounded_like(resnet, paper_millions)
@@ -198,8 +193,10 @@ def format_table6(rows: list[dict]) -> str:
             f"{r['paper_test_error']:>14.2f}%{note}"
         )
     if any(r["paper_error_note"] for r in rows):
-        mean, sd = RESNET110_MEAN_STD
-        lines.append(f"ResNet-110's {TABLE6[110][1]:.2f}% is the best of 5 runs; their mean is {mean:.2f} ± {sd:.2f}%.")
+        mean, sd = paper.RESNET110_MEAN_STD
+        lines.append(
+            f"ResNet-110's {paper.TABLE6[110][0]:.2f}% is the best of 5 runs; their mean is {mean:.2f} ± {sd:.2f}%."
+        )
     return "\n".join(lines)
 
 
@@ -271,11 +268,7 @@ def format_architectures(rows: list[dict]) -> str:
 
 
 __all__ = [
-    "FAMILIES",
-    "PAPER_ITERATIONS",
-    "PAPER_TRAIN_IMAGES",
-    "RESNET110_MEAN_STD",
-    "TABLE6",
+    "TABLE6_DEPTHS",
     "FinalErrors",
     "architecture_rows",
     "budget_summary",

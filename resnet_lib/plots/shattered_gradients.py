@@ -32,9 +32,6 @@ def grid_label(n_inputs: int = 256) -> str:
     return f"no dataset: {n_inputs} evenly spaced inputs on [{INPUT_RANGE[0]:g}, {INPUT_RANGE[1]:g}]"
 
 
-GRID_LABEL = grid_label(256)
-
-
 def net_style(spec: NetSpec | str) -> dict:
     """Colour and line style of a net (or of ``"white noise"`` / ``"brown noise"``) in this chapter's figures."""
     if isinstance(spec, str):
