@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_lib.models import ResidualModule, ScalarNet, scalar_net
+from resnet_lib.models import NetSpec, ResidualModule, ScalarNet
 
 
 def _linears(net: nn.Module) -> list[nn.Linear]:
@@ -17,24 +17,24 @@ def _linears(net: nn.Module) -> list[nn.Linear]:
 
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_plain_net_has_depth_hidden_relu_layers(batch_norm):
-    net = scalar_net(5, batch_norm=batch_norm, units=7)
+    net = NetSpec(5, batch_norm=batch_norm).build(7)
     assert sum(isinstance(m, nn.ReLU) for m in net.modules()) == 5
     assert sum(isinstance(m, nn.BatchNorm1d) for m in net.modules()) == (5 if batch_norm else 0)
     shapes = [tuple(m.weight.shape) for m in _linears(net)]
     assert shapes == [(7, 1)] + [(7, 7)] * 4 + [(1, 7)]
     assert net(torch.linspace(-2, 2, 11)).shape == (11,)
-    assert net.family == "plain"
+    assert net.spec.family == "plain"
 
 
 @pytest.mark.parametrize(("block_layers", "modules"), [(1, 6), (2, 3)])
 def test_residual_net_depth_counts_branch_weight_layers(block_layers, modules):
-    net = scalar_net(6, residual=True, batch_norm=True, units=5, block_layers=block_layers)
+    net = NetSpec(6, residual=True, batch_norm=True, block_layers=block_layers).build(5)
     assert sum(isinstance(m, ResidualModule) for m in net.modules()) == modules
     # input layer + 6 branch layers + output layer
     assert len(_linears(net)) == 8
     assert net(torch.linspace(-2, 2, 9).reshape(-1, 1)).shape == (9,)
-    assert net.family == "residual"
-    assert net.name == "6-layer ResNet + BN"
+    assert net.spec.family == "residual"
+    assert net.spec.label == "6-layer ResNet + BN" + (", 2-layer blocks" if block_layers == 2 else "")
 
 
 def test_residual_module_with_a_zero_branch_is_the_identity():
@@ -46,7 +46,7 @@ def test_residual_module_with_a_zero_branch_is_the_identity():
 
 
 def test_he_initialization_and_default_biases():
-    net = scalar_net(3, units=400, seed=0)
+    net = NetSpec(3).build(400, seed=0)
     first, hidden, head = _linears(net)[0], _linears(net)[1], _linears(net)[-1]
     # He et al.: weight variance 2 / fan_in; 160,000 draws give the std to well under 1%.
     assert hidden.weight.std().item() == pytest.approx(math.sqrt(2 / 400), rel=0.02)
@@ -58,7 +58,7 @@ def test_he_initialization_and_default_biases():
 
 
 def test_zero_bias_net_is_linear_on_each_side_of_zero():
-    net = scalar_net(8, units=50, zero_bias=True, seed=3)
+    net = NetSpec(8, zero_bias=True).build(50, seed=3)
     assert all(torch.all(m.bias == 0) for m in _linears(net))
     x = torch.tensor([0.3, 0.7, 1.9, -0.3, -0.7, -1.9], dtype=torch.float32)
     with torch.no_grad():
@@ -70,9 +70,9 @@ def test_seed_gives_the_same_net_and_leaves_the_global_rng_alone():
     torch.manual_seed(123)
     expected = torch.rand(1)
     torch.manual_seed(123)
-    a = scalar_net(4, residual=True, batch_norm=True, units=6, seed=5)
+    a = NetSpec(4, residual=True, batch_norm=True).build(6, seed=5)
     after = torch.rand(1)
-    b = scalar_net(4, residual=True, batch_norm=True, units=6, seed=5)
+    b = NetSpec(4, residual=True, batch_norm=True).build(6, seed=5)
     torch.testing.assert_close(after, expected)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb)
@@ -89,6 +89,7 @@ def test_seed_gives_the_same_net_and_leaves_the_global_rng_alone():
     ],
 )
 def test_bad_arguments_raise_one_line_value_errors(kwargs, message):
+    units = kwargs.pop("units", 200)
     with pytest.raises(ValueError, match=message) as info:
-        ScalarNet(**kwargs)
+        ScalarNet(NetSpec(**kwargs), units)
     assert "\n" not in str(info.value)

@@ -15,7 +15,7 @@ from torch import nn
 from resnet_lib.chapters import shattered_gradients as study
 from resnet_lib.measure import gradients as grads
 from resnet_lib.measure import statistics as stats
-from resnet_lib.models import scalar, scalar_net
+from resnet_lib.models import NetSpec, scalar
 from resnet_lib.plots import shattered_gradients as figs
 
 # ---------------------------------------------------------------- noise references and statistics
@@ -123,7 +123,7 @@ def test_theory_curves():
         (lambda: stats.spectrum_slope(np.arange(10.0), 0.0), "max_frequency must be"),
         (lambda: stats.gradient_covariance(np.ones((1, 5))), "S >= 2"),
         (lambda: grads.input_grid(1), "n_inputs must be"),
-        (lambda: grads.input_gradients(scalar_net(1, units=3), torch.zeros(4, 1)), "1-D tensor"),
+        (lambda: grads.input_gradients(NetSpec(1).build(3), torch.zeros(4, 1)), "1-D tensor"),
         (lambda: grads.gradient_samples(scalar.NetSpec(2), []), "at least one"),
         (lambda: figs.net_style("pink noise"), "unknown reference"),
     ],
@@ -148,13 +148,13 @@ def _one_at_a_time(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("residual", [False, True])
 def test_input_gradients_equal_per_point_autograd_without_batch_norm(residual):
-    model = scalar_net(6, residual=residual, units=20, seed=0).double()
+    model = NetSpec(6, residual=residual).build(20, seed=0).double()
     x = torch.linspace(-2, 2, 33, dtype=torch.float64)
     torch.testing.assert_close(grads.input_gradients(model, x), _one_at_a_time(model, x))
 
 
 def test_input_gradients_equal_per_point_autograd_for_batch_norm_in_eval_mode():
-    model = scalar_net(6, residual=True, batch_norm=True, units=20, seed=1).double()
+    model = NetSpec(6, residual=True, batch_norm=True).build(20, seed=1).double()
     for m in model.modules():
         if isinstance(m, nn.BatchNorm1d):
             m.running_mean.uniform_(-1, 1)
@@ -167,7 +167,7 @@ def test_input_gradients_equal_per_point_autograd_for_batch_norm_in_eval_mode():
 @pytest.mark.parametrize("residual", [False, True])
 def test_training_mode_batch_norm_uses_this_batch_statistics_held_fixed(residual):
     """The gradient of the function computed on this batch: eval mode with running stats := batch stats."""
-    model = scalar_net(4, residual=residual, batch_norm=True, units=16, seed=2).double()
+    model = NetSpec(4, residual=residual, batch_norm=True).build(16, seed=2).double()
     x = torch.linspace(-2, 2, 41, dtype=torch.float64)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     dfdx = grads.input_gradients(model, x)
@@ -212,7 +212,7 @@ def test_zero_bias_plain_net_gradient_takes_two_values():
 
 
 def test_first_batch_norm_layer_puts_every_unit_on_for_half_the_inputs():
-    model = scalar_net(3, batch_norm=True, units=16, seed=0)
+    model = NetSpec(3, batch_norm=True).build(16, seed=0)
     fractions = grads.activation_fractions(model, grads.input_grid(256))
     assert len(fractions) == 3
     np.testing.assert_allclose(fractions[0], 0.5)

@@ -23,7 +23,7 @@ from resnet_lib.models.imagenet import (
     imagenet_resnet,
     load_torchvision_state,
 )
-from resnet_lib.models.scalar import NetSpec, ResidualModule, ScalarNet, scalar_net
+from resnet_lib.models.scalar import NetSpec, ResidualModule, ScalarNet
 from resnet_lib.models.state import preserved_state
 
 __all__ = [
@@ -55,5 +55,4 @@ __all__ = [
     "load_torchvision_state",
     "plain_cifar_net",
     "preserved_state",
-    "scalar_net",
 ]

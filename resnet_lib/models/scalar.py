@@ -22,7 +22,7 @@ biases do not matter: centring over the batch removes them.)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -50,83 +50,12 @@ class ResidualModule(nn.Module):
         return x + self.branch(x)
 
 
-class ScalarNet(nn.Module):
-    """A Balduzzi et al. scalar-to-scalar net; input ``(M,)`` or ``(M, 1)``, output ``(M,)``."""
-
-    def __init__(
-        self,
-        depth: int,
-        residual: bool = False,
-        batch_norm: bool = False,
-        units: int = 200,
-        zero_bias: bool = False,
-        block_layers: int = 1,
-    ) -> None:
-        super().__init__()
-        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-            raise ValueError(f"depth must be a positive number of hidden layers, got {depth!r}")
-        if not isinstance(units, int) or isinstance(units, bool) or units < 1:
-            raise ValueError(f"units must be a positive number of hidden units, got {units!r}")
-        if block_layers not in BLOCK_LAYERS:
-            raise ValueError(f"block_layers must be 1 or 2, got {block_layers!r}")
-        if residual and depth % block_layers:
-            raise ValueError(f"depth must be a multiple of block_layers={block_layers}, got {depth}")
-        self.depth, self.residual, self.batch_norm, self.units = depth, residual, batch_norm, units
-        self.block_layers = block_layers if residual else 1
-        if residual:
-            self.body = nn.Sequential(
-                nn.Linear(1, units),
-                *[ResidualModule(units, block_layers, batch_norm) for _ in range(depth // block_layers)],
-                nn.BatchNorm1d(units) if batch_norm else nn.Identity(),
-                nn.ReLU(),
-            )
-        else:
-            layers: list[nn.Module] = []
-            for i in range(depth):
-                layers.append(nn.Linear(1 if i == 0 else units, units))
-                if batch_norm:
-                    layers.append(nn.BatchNorm1d(units))
-                layers.append(nn.ReLU())
-            self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(units, 1)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                _he_init_(m, zero_bias)
-
-    @property
-    def family(self) -> str:
-        """``"residual"`` or ``"plain"`` (the key of the book's colours)."""
-        return "residual" if self.residual else "plain"
-
-    @property
-    def name(self) -> str:
-        kind = "ResNet" if self.residual else "plain"
-        return f"{self.depth}-layer {kind}{' + BN' if self.batch_norm else ''}"
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.body(x.reshape(-1, 1))).reshape(-1)
-
-
-def scalar_net(
-    depth: int,
-    residual: bool = False,
-    batch_norm: bool = False,
-    units: int = 200,
-    zero_bias: bool = False,
-    block_layers: int = 1,
-    seed: int | None = None,
-) -> ScalarNet:
-    """A :class:`ScalarNet`; with ``seed`` its weights come from ``torch.manual_seed(seed)`` (global RNG untouched)."""
-    if seed is None:
-        return ScalarNet(depth, residual, batch_norm, units, zero_bias, block_layers)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return ScalarNet(depth, residual, batch_norm, units, zero_bias, block_layers)
-
-
 @dataclass(frozen=True)
 class NetSpec:
-    """Which scalar net: depth, plain or residual, BatchNorm or not, biases, block size."""
+    """Which scalar net: depth (hidden layers), plain or residual, BatchNorm or not, biases, block size.
+
+    The one place these five choices are spelled: :class:`ScalarNet` is built from a spec.
+    """
 
     depth: int
     residual: bool = False
@@ -134,9 +63,17 @@ class NetSpec:
     zero_bias: bool = False
     block_layers: int = 1
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.depth, int) or isinstance(self.depth, bool) or self.depth < 1:
+            raise ValueError(f"depth must be a positive number of hidden layers, got {self.depth!r}")
+        if self.block_layers not in BLOCK_LAYERS:
+            raise ValueError(f"block_layers must be 1 or 2, got {self.block_layers!r}")
+        if self.residual and self.depth % self.block_layers:
+            raise ValueError(f"depth must be a multiple of block_layers={self.block_layers}, got {self.depth}")
+
     @property
     def family(self) -> str:
-        """``"residual"`` or ``"plain"``."""
+        """``"residual"`` or ``"plain"`` (the key of the book's colours)."""
         return "residual" if self.residual else "plain"
 
     @property
@@ -154,10 +91,47 @@ class NetSpec:
 
     def at_depth(self, depth: int) -> NetSpec:
         """The same kind of net at another depth."""
-        return NetSpec(depth, self.residual, self.batch_norm, self.zero_bias, self.block_layers)
+        return replace(self, depth=depth)
 
-    def build(self, units: int = 200, seed: int | None = None) -> nn.Module:
-        """The net, its weights drawn from ``seed``."""
-        return scalar_net(
-            self.depth, self.residual, self.batch_norm, units, self.zero_bias, self.block_layers, seed=seed
-        )
+    def build(self, units: int = 200, seed: int | None = None) -> ScalarNet:
+        """The net; with ``seed`` its weights come from ``torch.manual_seed(seed)`` (global RNG untouched)."""
+        if seed is None:
+            return ScalarNet(self, units)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return ScalarNet(self, units)
+
+
+class ScalarNet(nn.Module):
+    """A Balduzzi et al. scalar-to-scalar net; input ``(M,)`` or ``(M, 1)``, output ``(M,)``."""
+
+    def __init__(self, spec: NetSpec, units: int = 200) -> None:
+        super().__init__()
+        if not isinstance(units, int) or isinstance(units, bool) or units < 1:
+            raise ValueError(f"units must be a positive number of hidden units, got {units!r}")
+        self.spec, self.units = spec, units
+        if spec.residual:
+            self.body = nn.Sequential(
+                nn.Linear(1, units),
+                *[
+                    ResidualModule(units, spec.block_layers, spec.batch_norm)
+                    for _ in range(spec.depth // spec.block_layers)
+                ],
+                nn.BatchNorm1d(units) if spec.batch_norm else nn.Identity(),
+                nn.ReLU(),
+            )
+        else:
+            layers: list[nn.Module] = []
+            for i in range(spec.depth):
+                layers.append(nn.Linear(1 if i == 0 else units, units))
+                if spec.batch_norm:
+                    layers.append(nn.BatchNorm1d(units))
+                layers.append(nn.ReLU())
+            self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(units, 1)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                _he_init_(m, spec.zero_bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.body(x.reshape(-1, 1))).reshape(-1)
