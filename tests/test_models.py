@@ -161,3 +161,36 @@ def test_unknown_shortcut_option_family_and_width_are_refused():
         cifar_net("resnet", 20)
     with pytest.raises(ValueError, match=r"width must be a positive"):
         cifar_resnet(20, width=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"residual": False},
+        {"residual": True, "shortcut": "B", "width": 4},
+        {"residual": True, "block": "preact", "width": 4},
+        {"residual": True, "block": "unnormalized", "branch_scale": 0.0, "width": 4},
+        {"residual": True, "zero_init_residual": True, "width": 4, "num_classes": 7},
+    ],
+)
+def test_a_fresh_copy_has_the_architecture_and_new_weights(kwargs):
+    from resnet_lib.models import CifarNet
+
+    torch.manual_seed(0)
+    net = CifarNet(8, **kwargs)
+    torch.manual_seed(1)
+    copy = net.fresh_copy()
+    shapes = {k: v.shape for k, v in net.state_dict().items()}
+    assert {k: v.shape for k, v in copy.state_dict().items()} == shapes
+    assert copy.name == net.name and copy.config == net.config
+    assert not torch.equal(copy.stem[0].weight, net.stem[0].weight)
+    deeper = net.fresh_copy(depth=14)
+    assert deeper.depth == 14 and len(deeper.blocks()) == 6 and deeper.config["block"] == net.config["block"]
+
+
+def test_net_label_names_family_and_depth():
+    from resnet_lib.models import net_label
+
+    assert (net_label("plain", 56), net_label("residual", 110)) == ("plain-56", "ResNet-110")
+    with pytest.raises(ValueError, match="unknown model family 'resnet'"):
+        net_label("resnet", 20)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from resnet_lib.data import ImageDataset
 from resnet_lib.measure import probes
-from resnet_lib.models import cifar_resnet, plain_cifar_net
+from resnet_lib.models import calibrate_batchnorm, cifar_resnet, plain_cifar_net
 from resnet_lib.plots.depth_and_features import (
     most_active_channels,
     plot_feature_maps,
@@ -138,7 +138,7 @@ def test_untrained_copy_with_the_runs_seed_is_the_runs_initialization():
 
 def test_calibrate_batchnorm_sets_the_statistics_of_the_data():
     net, x = _net(), _images(40)
-    probes.calibrate_batchnorm(net, x, batch_size=8)  # equal batches: the average of means is the mean
+    calibrate_batchnorm(net, x, batch_size=8)  # equal batches: the average of means is the mean
     bn = net.stem[1]
     with torch.no_grad():
         z = net.stem[0](x)

@@ -44,3 +44,20 @@ def test_buffers_come_back_only_when_asked():
         assert bool(moved) == changed, moved
         if changed:
             assert set(moved) == {"1.running_mean", "1.running_var", "1.num_batches_tracked"}
+
+
+def test_exact_calibration_makes_eval_mode_compute_what_training_mode_computes_on_the_batch():
+    from resnet_lib.models import calibrate_batchnorm, cifar_resnet
+
+    torch.manual_seed(0)
+    net, x = cifar_resnet(8, width=4), torch.randn(12, 3, 8, 8) * 3 + 1
+    with torch.no_grad():
+        training_mode = net.train()(x)
+    calibrated = calibrate_batchnorm(net, x, batch_size=None, exact=True)
+    assert not calibrated.training
+    with torch.no_grad():
+        torch.testing.assert_close(calibrated(x), training_mode, rtol=1e-4, atol=1e-5)
+        one_by_one = torch.cat([calibrated(x[i : i + 1]) for i in range(len(x))])
+    torch.testing.assert_close(one_by_one, training_mode, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="exact=True needs x in one batch"):
+        calibrate_batchnorm(net, x, batch_size=4, exact=True)

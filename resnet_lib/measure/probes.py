@@ -21,12 +21,12 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from resnet_lib.data import ImageDataset
 from resnet_lib.models.cifar import CifarNet
-from resnet_lib.models.state import preserved_state
+from resnet_lib.models.state import calibrate_batchnorm, preserved_state
 from resnet_lib.profiles import FeatureExperiment
 from resnet_lib.threads import thread_limit
 
@@ -175,27 +175,6 @@ def grey_share(weight: Tensor) -> Tensor:
     return grey.pow(2).sum(dim=(1, 2, 3)) / w.pow(2).sum(dim=(1, 2, 3)).clamp_min(1e-12)
 
 
-@torch.no_grad()
-def calibrate_batchnorm(net: nn.Module, x: Tensor, batch_size: int = 500) -> nn.Module:
-    """Set every BatchNorm's running mean and variance to their averages over ``x`` (no weight changes).
-
-    An untrained net's BatchNorm layers hold the defaults (mean 0, variance 1); this gives
-    them statistics of the data, as training would, so an untrained control is fair.
-    The net is returned in eval mode.
-    """
-    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over all batches
-    net.train()
-    for i in range(0, len(x), batch_size):
-        net(x[i : i + batch_size])
-    for m, momentum in zip(norms, momenta, strict=True):
-        m.momentum = momentum
-    return net.eval()
-
-
 def untrained_copy(net: CifarNet, seed: int, calibrate_on: Tensor | None = None) -> CifarNet:
     """A freshly initialized net of ``net``'s architecture (He init), in eval mode.
 
@@ -204,14 +183,7 @@ def untrained_copy(net: CifarNet, seed: int, calibrate_on: Tensor | None = None)
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        copy = CifarNet(
-            net.depth,
-            residual=net.residual,
-            shortcut=net.shortcut_option or "A",
-            width=net.width,
-            num_classes=net.fc.out_features,
-            in_channels=net.stem[0].in_channels,
-        )
+        copy = net.fresh_copy()
     if calibrate_on is not None:
         calibrate_batchnorm(copy, calibrate_on)
     return copy.eval()
@@ -500,7 +472,6 @@ __all__ = [
     "LayerProbes",
     "ProbeResult",
     "baseline_probes",
-    "calibrate_batchnorm",
     "fit_linear_probe",
     "frozen_features",
     "grey_share",

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from resnet_lib.measure.gradients import gradient_norms_per_layer, input_gradients
 from resnet_lib.models import CifarNet
-from resnet_lib.models.state import preserved_state
+from resnet_lib.models.state import calibrate_batchnorm, preserved_state
 
 
 def _check_net(net: nn.Module) -> CifarNet:
@@ -134,28 +134,7 @@ def with_batch_statistics(net: nn.Module, x: Tensor) -> nn.Module:
     trained with" data like ``x``.
     """
     _check_net(net)
-    calibrated = copy.deepcopy(net).train()
-    norms = [m for m in calibrated.modules() if isinstance(m, nn.BatchNorm2d)]
-    counts: dict[nn.Module, int] = {}
-
-    def count(module: nn.Module, inputs: tuple[Tensor]) -> None:
-        counts[module] = inputs[0].numel() // inputs[0].shape[1]
-
-    handles = [m.register_forward_pre_hook(count) for m in norms]
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative average: after one batch, exactly that batch's statistics
-    try:
-        calibrated(x.to(next(net.parameters()).device))
-    finally:
-        for h in handles:
-            h.remove()
-    for m, momentum in zip(norms, momenta, strict=True):
-        m.momentum = momentum
-        n = counts[m]
-        m.running_var.mul_((n - 1) / n)  # BatchNorm stores the unbiased variance; it normalizes with the biased one
-    return calibrated.eval()
+    return calibrate_batchnorm(copy.deepcopy(net), x, batch_size=None, exact=True)
 
 
 class _LineNet(nn.Module):

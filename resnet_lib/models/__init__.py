@@ -13,6 +13,7 @@ from resnet_lib.models.cifar import (
     cifar_net,
     cifar_resnet,
     count_parameters,
+    net_label,
     plain_cifar_net,
 )
 from resnet_lib.models.deep import ACTIVATIONS, ARCHITECTURES, DeepConvNet, DeepMLP, DeepNet, deep_net
@@ -24,7 +25,7 @@ from resnet_lib.models.imagenet import (
     load_torchvision_state,
 )
 from resnet_lib.models.scalar import NetSpec, ResidualModule, ScalarNet
-from resnet_lib.models.state import preserved_state
+from resnet_lib.models.state import calibrate_batchnorm, preserved_state
 
 __all__ = [
     "ACTIVATIONS",
@@ -47,12 +48,14 @@ __all__ = [
     "UnnormalizedBlock",
     "ZeroPadShortcut",
     "blocks_per_stage",
+    "calibrate_batchnorm",
     "cifar_net",
     "cifar_resnet",
     "count_parameters",
     "deep_net",
     "imagenet_resnet",
     "load_torchvision_state",
+    "net_label",
     "plain_cifar_net",
     "preserved_state",
 ]

@@ -140,6 +140,17 @@ def blocks_per_stage(depth: int) -> int:
     return (depth - 2) // 6
 
 
+#: The two kinds of CIFAR net: without shortcuts (He et al.'s "plain") and with them.
+FAMILIES = ("plain", "residual")
+
+
+def net_label(family: str, depth: int) -> str:
+    """``"plain-56"`` or ``"ResNet-56"``: how the book names a CIFAR net of a family and depth."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; choose 'plain' or 'residual'")
+    return f"{'ResNet' if family == 'residual' else 'plain'}-{depth}"
+
+
 class CifarNet(nn.Module):
     """A depth-(6n+2) CIFAR network; ``residual`` chooses ResNet or plain net.
 
@@ -175,6 +186,11 @@ class CifarNet(nn.Module):
         if branch_scale is not None and (block != "unnormalized" or not residual):
             raise ValueError("branch_scale is for residual nets of unnormalized blocks (block='unnormalized')")
         self.depth, self.residual, self.width, self.block = depth, residual, width, block
+        self.config = {
+            "depth": depth, "residual": residual, "shortcut": shortcut, "width": width, "num_classes": num_classes,
+            "in_channels": in_channels, "block": block, "zero_init_residual": zero_init_residual,
+            "branch_scale": branch_scale,
+        }  # fmt: skip
         self.shortcut_option = shortcut if residual else None
         self.branch_scale = branch_scale
         if block == "basic":
@@ -218,9 +234,13 @@ class CifarNet(nn.Module):
         """``"residual"`` or ``"plain"`` (the key of the book's colours)."""
         return "residual" if self.residual else "plain"
 
+    def fresh_copy(self, depth: int | None = None) -> CifarNet:
+        """A newly initialized net of this architecture (at ``depth``, if given), drawn from the global RNG."""
+        return CifarNet(**{**self.config, **({} if depth is None else {"depth": depth})})
+
     @property
     def name(self) -> str:
-        base = f"{'ResNet' if self.residual else 'plain'}-{self.depth}"
+        base = net_label(self.family, self.depth)
         if self.block == "preact":
             return f"pre-activation {base}"
         if self.block == "unnormalized":
@@ -254,10 +274,6 @@ def cifar_resnet(depth: int, shortcut: str = "A", width: int = 16, num_classes: 
 def plain_cifar_net(depth: int, width: int = 16, num_classes: int = 10) -> CifarNet:
     """The plain counterpart of :func:`cifar_resnet`: the same layers, no shortcuts."""
     return CifarNet(depth, residual=False, width=width, num_classes=num_classes)
-
-
-#: The two kinds of CIFAR net: without shortcuts (He et al.'s "plain") and with them.
-FAMILIES = ("plain", "residual")
 
 
 def cifar_net(family: str, depth: int, width: int = 16, shortcut: str = "A") -> CifarNet:

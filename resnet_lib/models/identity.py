@@ -81,14 +81,7 @@ def deepen_with_identity(net: CifarNet, depth: int) -> CifarNet:
     if n_new < n_old:
         raise ValueError(f"depth must be at least the net's depth {net.depth} (6n+2), got {depth}")
     device = next(net.parameters()).device
-    deeper = CifarNet(
-        depth,
-        residual=net.residual,
-        shortcut=net.shortcut_option or "A",
-        width=net.width,
-        num_classes=net.fc.out_features,
-        in_channels=net.stem[0].in_channels,
-    )
+    deeper = net.fresh_copy(depth)
     deeper.stem = copy.deepcopy(net.stem)
     deeper.fc = copy.deepcopy(net.fc)
     for name in ("stage1", "stage2", "stage3"):

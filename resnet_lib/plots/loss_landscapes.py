@@ -9,14 +9,11 @@ from matplotlib import colors, ticker
 from matplotlib.figure import Figure
 
 from resnet_lib.measure.landscape import HessianExtremes, Slice1D, Surface2D
+from resnet_lib.models import net_label
 from resnet_lib.plots.style import depth_shade, new_figure
 
 #: Li et al. draw the loss up to 10 at most; past a few nats a classifier is no better than chance.
 LOSS_CAP = 10.0
-
-
-def _label(family: str, depth: int) -> str:
-    return f"{'ResNet' if family == 'residual' else 'plain'}-{depth}"
 
 
 def plot_slices_1d(slices: Mapping[tuple[str, int], Slice1D], dataset_label: str) -> Figure:
@@ -25,8 +22,8 @@ def plot_slices_1d(slices: Mapping[tuple[str, int], Slice1D], dataset_label: str
     depths = sorted({d for _, d in slices})
     for (family, depth), s in slices.items():
         colour = depth_shade(family, depth, depths)
-        ax_loss.plot(s.steps, s.loss, color=colour, label=_label(family, depth))
-        ax_err.plot(s.steps, 100 * s.error, color=colour, label=_label(family, depth))
+        ax_loss.plot(s.steps, s.loss, color=colour, label=net_label(family, depth))
+        ax_err.plot(s.steps, 100 * s.error, color=colour, label=net_label(family, depth))
     ax_loss.set_yscale("log")
     ax_loss.set_ylabel("training loss (cross-entropy, nats, log scale)")
     ax_err.set_ylabel("training error (%)")
@@ -60,7 +57,7 @@ def plot_contours(surfaces: Mapping[tuple[str, int], Surface2D], dataset_label: 
         filled = ax.contourf(a, b, loss, levels=levels, norm=norm, cmap="viridis")
         ax.contour(a, b, loss, levels=levels, colors="white", linewidths=0.4, alpha=0.6)
         ax.plot(0, 0, marker="+", color="red", ms=10)
-        ax.set_title(_label(family, depth))
+        ax.set_title(net_label(family, depth))
         ax.set_xlabel("direction 1 (filter-normalized)")
         ax.set_aspect("equal")
         ax.grid(False)
@@ -68,7 +65,7 @@ def plot_contours(surfaces: Mapping[tuple[str, int], Surface2D], dataset_label: 
     bar = fig.colorbar(filled, ax=list(axes), shrink=0.9, ticks=levels[::2])
     bar.ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%.2g"))
     bar.ax.yaxis.set_minor_formatter(ticker.NullFormatter())
-    bar.set_label(f"training loss (nats, log scale, capped at {LOSS_CAP:g})")
+    bar.setnet_label(f"training loss (nats, log scale, capped at {LOSS_CAP:g})")
     fig.suptitle(f"Training loss around the trained weights (+), one colour scale (Li et al. Fig. 5)\n{dataset_label}")
     return fig
 
@@ -84,7 +81,7 @@ def plot_surfaces_3d(surfaces: Mapping[tuple[str, int], Surface2D], dataset_labe
         a, b = np.meshgrid(s.a, s.b)
         ax.plot_surface(a, b, np.minimum(s.loss, top), cmap="viridis", vmin=0, vmax=top, linewidth=0, antialiased=True)
         ax.set_zlim(0, top)
-        ax.set_title(_label(family, depth))
+        ax.set_title(net_label(family, depth))
         ax.set_xlabel("direction 1")
         ax.set_ylabel("direction 2")
         ax.set_zlabel("training loss (nats)")
@@ -104,7 +101,7 @@ def plot_eigenvalue_ratios(
         ratios = [e.ratio for e in extremes[key]]
         ax.bar(i, np.mean(ratios), color=depth_shade(key[0], key[1], depths), alpha=0.8)
         ax.plot([i] * len(ratios), ratios, "o", color="black", ms=4)
-    ax.set_xticks(range(len(keys)), [_label(*k) for k in keys])
+    ax.set_xticks(range(len(keys)), [net_label(*k) for k in keys])
     ax.set_ylabel("|lambda_min| / lambda_max of the Hessian")
     ax.set_title(f"Non-convexity at the trained weights (dots: seeds; {iterations} Lanczos steps)\n{dataset_label}")
     return fig
