@@ -21,4 +21,6 @@ RESNET110_MEAN_STD: tuple[float, float] = (6.61, 0.16)
 #: on CIFAR-10's 50k training images. The schedule
 #: (rate drops at 32k and 48k, stop at 64k) "is determined on a 45k/5k train/val split" (section 4.2).
 ITERATIONS = 64_000
+#: Figure 1's two plain nets, whose training errors show the degradation problem (chapter 3's subject).
+FIGURE1_DEPTHS: tuple[int, int] = (20, 56)
 TRAIN_IMAGES = 50_000

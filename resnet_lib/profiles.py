@@ -133,6 +133,8 @@ class GradientFlowExperiment:
     explode_steps: int = 150
     seeds: tuple[int, ...] = (0, 1, 2)
     compound_depths: tuple[int, ...] = (5, 10, 20, 40)
+    #: Init scales of the static grid of settings (the explorer's slider reaches the same range).
+    init_scales: tuple[float, ...] = (0.5, 1.0, 2.0)
 
     def width_for(self, arch: str) -> int:
         """The width of an ``"mlp"`` or ``"conv"`` net."""
@@ -173,6 +175,29 @@ class ShatteringExperiment:
     depths: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 50)
     seeds: tuple[int, ...] = tuple(range(40))
     max_lag: int = 64
+
+
+@dataclass(frozen=True)
+class ResponsesExperiment:
+    """Chapter 5: what the trained and untrained nets of the CIFAR experiment do inside.
+
+    Nothing is trained for this chapter's measurements; these fields size them:
+
+    * ``gradient_batch``: training images the per-layer gradient norms are measured on;
+    * ``response_images``: test images the layer responses' standard deviations are taken over;
+    * ``line_pairs``: pairs of test images (0-1, 2-3, ...) between which input gradients are
+      taken along a line; ``line_reference_images``: training images the BatchNorm statistics
+      of the untrained nets are set from for that measurement.
+    """
+
+    gradient_batch: int = 128
+    response_images: int = 500
+    line_pairs: int = 4
+    line_reference_images: int = 512
+
+    def __post_init__(self) -> None:
+        for name in ("gradient_batch", "response_images", "line_pairs", "line_reference_images"):
+            object.__setattr__(self, name, check_whole(f"ResponsesExperiment.{name}", getattr(self, name), 1))
 
 
 @dataclass(frozen=True)
@@ -272,6 +297,7 @@ class Profile:
     shattering: ShatteringExperiment = field(default_factory=ShatteringExperiment)
     paths: PathsExperiment = field(default_factory=PathsExperiment)
     landscape: LandscapeExperiment = field(default_factory=LandscapeExperiment)
+    responses: ResponsesExperiment = field(default_factory=ResponsesExperiment)
     residual_family: ResidualFamilyExperiment = field(default_factory=lambda: _FAMILY_DEFAULT)
     degradation_on_gpu: TrainingExperiment | None = None
 

@@ -142,3 +142,14 @@ def test_glue_stores_numpy_and_torch_scalars_as_plain_numbers(monkeypatch):
     assert seen["a"] == 55.875 and type(seen["a"]) is float and repr(seen["a"]) == "55.875"
     assert type(seen["b"]) is int and type(seen["c"]) is float
     assert isinstance(seen["d"], np.ndarray)
+
+
+def test_chapter_5_sizes_live_in_the_profile_and_refuse_bad_values():
+    from resnet_lib.profiles import PROFILES, ResponsesExperiment
+
+    for profile in PROFILES.values():
+        sizes, n_test = profile.responses, profile.degradation.data.n_test
+        assert n_test is None or 2 * sizes.line_pairs <= n_test  # the pairs are test images 0-1, 2-3, ...
+    with pytest.raises(ValueError, match=r"ResponsesExperiment\.line_pairs") as info:
+        ResponsesExperiment(line_pairs=0)
+    assert "\n" not in str(info.value)
