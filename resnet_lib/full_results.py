@@ -3,13 +3,14 @@
 A maintainer with a GPU runs the paper's experiment once at the ``full`` profile; its
 results folder (``results/full`` at the repository root, or ``$RESNET_BOOK_FULL_RESULTS``)
 then lets every reader's chapters 3 and 5 show paper-scale curves beside their own small
-runs. :func:`full_results` returns those runs, or ``None`` when there are none, and
-:func:`provenance` says in one line what made them.
+runs. :func:`full_results` returns those runs (:class:`resnet_lib.runs.CifarRun`, as the
+chapters' own), or ``None`` when there are none, and :func:`provenance` says in one line what
+made them.
 
-A results folder holds ``runs/<family>-<depth>-s<seed>.json`` (history, configuration,
-machine) and, optionally, the matching ``.pt`` weights; the JSON files alone suffice here.
-Every record is read through the run store (:func:`resnet_lib.results.verify_run`: schema,
-body checksum, weights' SHA); one that fails is skipped with one line naming the file.
+A results folder holds a named run store (:func:`sweep_store`): ``runs/<family>-<depth>-s<seed>.json``
+(history, configuration, machine) and, optionally, the matching ``.pt`` weights; the JSON files
+alone suffice here. Every record is verified as it is read (:func:`resnet_lib.results.verify_run`:
+schema, body checksum, weights' SHA); one that fails is skipped with one line naming the file.
 """
 
 from __future__ import annotations
@@ -17,75 +18,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from resnet_lib.results import RunRecordError, StoredRun, verify_run
-from resnet_lib.training import History
+from resnet_lib.models import FAMILIES
+from resnet_lib.results import RunRecordError, RunStore
+from resnet_lib.runs import CifarRun
 
 FULL_RESULTS_ENV = "RESNET_BOOK_FULL_RESULTS"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FAMILIES = ("plain", "residual")
-
-
-@dataclass
-class FinishedRun:
-    """One finished run of a reproduction sweep."""
-
-    family: str
-    depth: int
-    seed: int
-    history: History
-    record: dict
-    path: Path
-    stored: StoredRun | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{'ResNet' if self.family == 'residual' else 'plain'}-{self.depth}"
-
-    @property
-    def profile(self) -> str:
-        return self.record["config"]["profile"]
-
-    @property
-    def dataset_label(self) -> str:
-        return self.record["data"]["label"]
-
-    @property
-    def diverged(self) -> bool:
-        return self.history.diverged
-
-    @property
-    def final(self) -> dict:
-        """The last epoch's record: ``step``, ``train_error``, ``test_error``, ..."""
-        return self.history.final
-
-    def provenance(self) -> dict:
-        """Where, when and how this run was made."""
-        machine = self.record.get("machine", {})
-        return {
-            "profile": self.profile,
-            "dataset": self.dataset_label,
-            "device": machine.get("device", "unknown"),
-            "world_size": machine.get("world_size", 1),
-            "platform": machine.get("platform", "unknown"),
-            "torch": machine.get("torch", "unknown"),
-            "created": self.record.get("created", "unknown"),
-            "library_hash": self.record.get("library_hash", "")[:12],
-            "command": self.record.get("command", ""),
-        }
-
-    def model(self) -> torch.nn.Module:
-        """The trained network (CPU, eval mode); needs the run's ``.pt`` weights beside its JSON."""
-        from resnet_lib.models import cifar_net
-
-        m = self.record["config"]["model"]
-        stored = self.stored or verify_run(self.path, weights="optional")
-        net = cifar_net(m["family"], m["depth"], width=m["width"], shortcut=m["shortcut"])
-        return stored.load_weights(net).eval()
 
 
 def full_results_dir() -> Path:
@@ -94,42 +34,29 @@ def full_results_dir() -> Path:
     return Path(env) if env else REPO_ROOT / "results" / "full"
 
 
-def verify_finished(path: str | Path, weights: str = "optional") -> FinishedRun:
-    """The reproduction run whose record is ``path``, verified by the run store; a one-line
-    :class:`resnet_lib.results.RunRecordError` when it fails (``weights`` as in ``verify_run``)."""
-    stored = verify_run(path, weights=weights)
-    record = stored.record
-    try:
-        model, seed, profile = record["config"]["model"], record["config"]["seed"], record["config"]["profile"]
-        family, depth = model["family"], model["depth"]
-        ok = isinstance(family, str) and all(type(v) is int for v in (depth, seed)) and isinstance(profile, str)
-        ok = ok and all(type(model.get(k)) is t for k, t in (("width", int), ("shortcut", str)))
-    except (KeyError, TypeError):
-        ok = False
-    if not ok:
-        raise RunRecordError(f"{path}: its config is not a reproduction run's (model, seed, profile)")
-    return FinishedRun(family, depth, seed, History.from_dict(record["history"]), record, Path(path), stored)
+def sweep_store(directory: str | Path) -> RunStore:
+    """The runs of the reproduction folder ``directory``: ``directory/runs``, named after each run."""
+    return RunStore(Path(directory) / "runs", by_key=False)
 
 
-def read_finished(path: str | Path) -> FinishedRun | None:
-    """The run whose record is ``path``, or ``None`` when it is missing, partial or fails verification."""
-    try:
-        return verify_finished(path)
-    except RunRecordError:
-        return None
+def _say_on_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
-def load_runs(directory: str | Path, profile: str | None = None) -> list[FinishedRun]:
-    """Every finished run under ``directory/runs`` (of ``profile``, when given), sorted.
+def load_runs(directory: str | Path, profile: str | None = None, quiet: bool = False) -> list[CifarRun]:
+    """Every finished run of the reproduction folder ``directory`` (of ``profile``, when given), sorted.
 
-    A record that fails verification is skipped with one line (on stderr) naming the file.
+    A record that fails verification, or is not a CIFAR run's, is skipped with one line on stderr
+    naming the file (none when ``quiet``).
     """
+    say = None if quiet else _say_on_stderr
     runs = []
-    for path in sorted((Path(directory) / "runs").glob("*.json")):
+    for stored in sweep_store(directory).runs(weights="optional", say=say):
         try:
-            runs.append(verify_finished(path))
+            runs.append(CifarRun.from_stored(stored))
         except RunRecordError as exc:
-            print(f"skipping {exc}", file=sys.stderr)
+            if say is not None:
+                say(f"skipping {exc}")
     if profile is not None:
         runs = [r for r in runs if r.profile == profile]
     return sorted(runs, key=lambda r: (FAMILIES.index(r.family) if r.family in FAMILIES else 9, r.depth, r.seed))
@@ -137,7 +64,7 @@ def load_runs(directory: str | Path, profile: str | None = None) -> list[Finishe
 
 def full_results(
     family: str, depth: int, directory: str | Path | None = None, dataset: str | None = "cifar10"
-) -> list[FinishedRun] | None:
+) -> list[CifarRun] | None:
     """The finished ``full``-profile runs of ``family``-``depth`` (one per seed), or ``None``.
 
     ``directory`` defaults to :func:`full_results_dir`. Only runs on ``dataset`` count
@@ -155,7 +82,7 @@ def full_results(
     return runs or None
 
 
-def provenance(runs: Iterable[FinishedRun]) -> str:
+def provenance(runs: Iterable[CifarRun]) -> str:
     """One line for a caption: what data, how many seeds, which machine, when, with what."""
     runs = list(runs)
     if not runs:
@@ -175,11 +102,9 @@ def provenance(runs: Iterable[FinishedRun]) -> str:
 
 __all__ = [
     "FULL_RESULTS_ENV",
-    "FinishedRun",
     "full_results",
     "full_results_dir",
     "load_runs",
     "provenance",
-    "read_finished",
-    "verify_finished",
+    "sweep_store",
 ]

@@ -19,7 +19,6 @@ import csv
 import io
 import json
 import math
-import platform
 import shlex
 import statistics
 import sys
@@ -41,20 +40,21 @@ from resnet_lib.distributed import (
     resolve_device,
     shutdown,
 )
-from resnet_lib.full_results import FAMILIES, FinishedRun, load_runs, provenance, read_finished, verify_finished
-from resnet_lib.models import blocks_per_stage, cifar_net, count_parameters
+from resnet_lib.full_results import load_runs, provenance, sweep_store
+from resnet_lib.models import FAMILIES, blocks_per_stage, cifar_net, count_parameters
 from resnet_lib.profiles import PROFILES, TrainingExperiment, profile_name
 from resnet_lib.recipe import PRECISIONS
 from resnet_lib.results import (
-    RunRecordError,
+    RunStore,
     atomic_write_bytes,
-    body_sha256,
     check_writable,
-    config_key,
+    config_differences,
     library_source_hash,
-    seal,
-    write_run,
+    machine,
+    read_sealed,
+    write_sealed,
 )
+from resnet_lib.runs import CifarRun
 from resnet_lib.training import History, evaluate, fit, loss_divergence, resolve_precision
 
 EPILOG = """\
@@ -231,6 +231,11 @@ class Plan:
         settings = {"profile": self.profile, "data": asdict(exp.data), "recipe": exp.recipe.as_dict()}
         return _jsonable({**settings, "width": exp.width, "shortcut": self.shortcut})
 
+    @property
+    def store(self) -> RunStore:
+        """Where the runs go: ``out/runs``, one record (and weights) per run, named after it."""
+        return sweep_store(self.out)
+
     def config(self, family: str, depth: int, seed: int) -> dict:
         """Everything that shapes one run (the same fields as :func:`resnet_lib.runs.cifar_run` records)."""
         exp = self.experiment
@@ -283,55 +288,13 @@ def make_plan(args: argparse.Namespace) -> Plan:
 # ----------------------------------------------------------------------------- one run
 
 
-def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    keys = sorted(set(a) | set(b))
-    out = []
-    for k in keys:
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _differences(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.append(f"{prefix}{k}: {va!r} there, {vb!r} now")
-    return out
-
-
-def finished_run(plan: Plan, family: str, depth: int, seed: int, say=print) -> FinishedRun | None:
-    """The finished run in ``plan.out`` for these settings; a ``ValueError`` if one with other settings is there.
-
-    A record that fails verification (schema, checksum, weights missing or changed) is ``None``,
-    with one line through ``say``: the run is trained again.
-    """
-    path = plan.out / "runs" / f"{run_name(family, depth, seed)}.json"
-    if not path.exists():
-        return None
-    try:
-        done = verify_finished(path, weights="required")
-    except RunRecordError as exc:
-        say(f"{exc}; training it again")
-        return None
-    diff = _differences(done.record["config"], plan.config(family, depth, seed))
-    if diff:
-        raise ValueError(f"{path} was made with other settings ({'; '.join(diff[:3])}); use another --out")
-    return done
-
-
-def _machine(world: World) -> dict:
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        **world.describe(),
-    }
-
-
 def train_run(
     plan: Plan, family: str, depth: int, seed: int, data: ImageDataset, world: World, args: argparse.Namespace
 ) -> History | None:
     """Train (or resume) one run; rank 0 writes its results file. ``None`` when stopped before the end."""
     config, name = plan.config(family, depth, seed), run_name(family, depth, seed)
     recipe = plan.experiment.recipe_for(depth)
-    checkpoint = plan.out / "runs" / f"{name}-{config_key(config)}.ckpt"
+    checkpoint = plan.store.checkpoint_path(name, config)
     torch.manual_seed(seed)
     net = cifar_net(family, depth, width=plan.experiment.width, shortcut=plan.shortcut)
     label = f"{'ResNet' if family == 'residual' else 'plain'}-{depth} (seed {seed})"
@@ -363,22 +326,16 @@ def train_run(
             if reason and not history.diverged:
                 history.mark_diverged(max(history.final.get("step", 1) - 1, 0), reason)
         record = {
-            "name": name,
-            "key": config_key(config),
-            "config": config,
             "history": history.to_dict(),
             "data": data.describe(),
             "parameters": count_parameters(net),
             "val_loss": val_loss,
             "val_error": val_error,
             "train_seconds": sum(e["seconds"] for e in history.epochs),
-            "library_hash": library_source_hash(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": _machine(world),
+            "machine": {**machine(), **world.describe()},
             "command": args.command,
         }
-        write_run(plan.out / "runs" / f"{name}.json", record, net.state_dict())
-        checkpoint.unlink(missing_ok=True)
+        plan.store.write(name, config, record, net.state_dict())  # and removes the checkpoint
     return history
 
 
@@ -396,7 +353,7 @@ def _pm(values: list[float]) -> str:
     return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
 
 
-def summary_rows(runs: list[FinishedRun]) -> list[dict]:
+def summary_rows(runs: list[CifarRun]) -> list[dict]:
     """One row per (family, depth): errors in percent over seeds, beside the paper's Table 6.
 
     Diverged runs are counted (``diverged``, and seed@step in ``diverged_at``) but left out of
@@ -433,7 +390,7 @@ def summary_rows(runs: list[FinishedRun]) -> list[dict]:
     return rows
 
 
-def summary_markdown(rows: list[dict], runs: list[FinishedRun]) -> str:
+def summary_markdown(rows: list[dict], runs: list[CifarRun]) -> str:
     """The summary table as markdown, with a line saying what made the runs."""
     lines = [
         "# CIFAR-10 experiment of He et al. (2016): reproduction summary",
@@ -473,7 +430,7 @@ def summary_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _mean_history(group: list[FinishedRun]) -> list[dict]:
+def _mean_history(group: list[CifarRun]) -> list[dict]:
     """Mean training and test error over the runs of ``group``, epoch by epoch."""
     n = min(len(r.history.epochs) for r in group)
     keys = ("train_error", "test_error")
@@ -486,7 +443,7 @@ def _mean_history(group: list[FinishedRun]) -> list[dict]:
     ]
 
 
-def fig6_figure(runs: list[FinishedRun]):
+def fig6_figure(runs: list[CifarRun]):
     """He et al.'s Fig. 6 (left and middle): plain nets and ResNets, error against iterations, mean over seeds."""
     from resnet_lib.plots.curves import plot_error_curves
     from resnet_lib.plots.style import depth_shade, new_figure
@@ -538,13 +495,8 @@ def write_summary(plan: Plan) -> list[Path]:
 
 def _read_sweep(path: Path) -> dict | None:
     """The settings ``sweep.json`` records, or ``None`` when it is missing or fails its checksum."""
-    try:
-        saved = json.loads(path.read_text())
-        if saved["body_sha256"] == body_sha256(saved) and isinstance(saved["settings"], dict):
-            return saved["settings"]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
-        pass
-    return None
+    saved = read_sealed(path)
+    return saved["settings"] if isinstance(saved, dict) and isinstance(saved.get("settings"), dict) else None
 
 
 def _check_sweep_folder(plan: Plan, say=print) -> None:
@@ -558,21 +510,20 @@ def _check_sweep_folder(plan: Plan, say=print) -> None:
     settings = plan.settings()
     before = _read_sweep(path)
     if before is not None:
-        diff = _differences(before, settings)
+        diff = config_differences(before, settings)
         if diff:
             raise ValueError(f"{plan.out} holds a sweep with other settings ({'; '.join(diff[:3])}); use another --out")
     else:
-        for record in sorted((plan.out / "runs").glob("*.json")):
-            done = read_finished(record)
-            diff = done and _differences(done.record["config"], plan.config(done.family, done.depth, done.seed))
+        for done in load_runs(plan.out, quiet=True):
+            diff = config_differences(done.record["config"], plan.config(done.family, done.depth, done.seed))
             if diff:
-                raise ValueError(f"{record} was made with other settings ({'; '.join(diff[:3])}); use another --out")
-    check_writable(plan.out / "runs")
+                where = done.stored.json_path
+                raise ValueError(f"{where} was made with other settings ({'; '.join(diff[:3])}); use another --out")
+    check_writable(plan.store.directory)
     if before is None:
         if path.exists():
             say(f"{path} was damaged; rewriting it (the finished runs there agree with this command)")
-        record = seal({"settings": settings, "library_hash": library_source_hash()})
-        atomic_write_bytes(path, json.dumps(record, indent=1).encode())
+        write_sealed(path, {"settings": settings, "library_hash": library_source_hash()})
 
 
 def run_sweep(plan: Plan, world: World, args: argparse.Namespace) -> dict:
@@ -597,9 +548,10 @@ def run_sweep(plan: Plan, world: World, args: argparse.Namespace) -> dict:
         state = None
         if world.is_main:
             try:
-                state = "done" if finished_run(plan, family, depth, seed, say) is not None else "todo"
-            except ValueError as exc:
-                state = f"error: {exc}"
+                found = plan.store.find(name, plan.config(family, depth, seed), say)
+                state = "done" if found is not None else "todo"
+            except ValueError as exc:  # a run of this name made with other settings
+                state = f"error: {exc}; use another --out"
         state = broadcast_object(state, world)
         if state.startswith("error: "):
             raise ValueError(state.removeprefix("error: "))

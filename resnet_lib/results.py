@@ -1,11 +1,12 @@
 """The one run store: finished runs saved as plain files, verified whenever they are read back.
 
 A run is a JSON record (config, history, data, timings, where it ran) plus a ``.pt`` file of
-weights. :func:`load_or_run` (used by :func:`resnet_lib.runs.cifar_run`) keys a run by its
+weights, in a :class:`RunStore` folder. The results cache the chapters share
+(:func:`results_cache`, used by :func:`resnet_lib.runs.cifar_run`) keys a run by its
 configuration *and* the source of ``resnet_lib`` itself, so a change to the library never
-serves a stale result; ``python -m resnet_lib.reproduce`` names its files after the run and
-checks their configuration instead; :mod:`resnet_lib.full_results` reads what it wrote. All
-three write with :func:`write_run` and read with :func:`verify_run`, which checks
+serves a stale result; a ``python -m resnet_lib.reproduce`` folder names its files after the
+run and refuses another configuration instead; :mod:`resnet_lib.full_results` reads what it wrote.
+Every run is written with :func:`write_run` and read with :func:`verify_run`, which checks
 
 * the record against a schema (fields and their types, the history's included),
 * a SHA-256 of the record's body (``body_sha256``), so an edited number is noticed, and
@@ -215,7 +216,12 @@ def record_problem(record) -> str | None:
 
 @dataclass
 class StoredRun:
-    """A finished, verified run: its JSON record, and where its verified weights lie (if any)."""
+    """A finished run as its store holds it, verified: its JSON record, and where its verified weights lie.
+
+    Any run's, whatever it trained (a CIFAR net, a chapter-8 net, a test's stand-in): the record
+    is plain JSON. :class:`resnet_lib.runs.CifarRun` is a trained CIFAR net read from one of these.
+    ``from_cache`` is ``True`` when it was read back, ``False`` when it was stored just now.
+    """
 
     record: dict
     weights_path: Path | None
@@ -272,18 +278,6 @@ def read_run(json_path: Path) -> StoredRun | None:
         return None
 
 
-def stored_run(name: str, config: dict, directory: Path | None = None) -> StoredRun | None:
-    """The verified run stored for ``(name, config)``, or ``None`` when there is none or it fails verification."""
-    directory = Path(directory) if directory is not None else results_dir()
-    key = result_key({"name": name, **config})
-    try:
-        stored = verify_run(directory / f"{name}-{key}.json")
-    except (RunRecordError, OSError):
-        return None
-    found = (stored.record["name"], stored.record["key"], stored.record["config"])
-    return stored if found == (name, key, as_json(config)) else None
-
-
 def machine() -> dict:
     """Where this process runs (recorded with every run)."""
     return {
@@ -293,6 +287,22 @@ def machine() -> dict:
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "threads": torch.get_num_threads(),
     }
+
+
+def write_sealed(path: str | Path, record: dict) -> dict:
+    """Write ``record`` to ``path`` as sealed JSON (with its ``body_sha256``), atomically; the sealed record."""
+    record = seal(record)
+    atomic_write_bytes(path, json.dumps(record, indent=1).encode())
+    return record
+
+
+def read_sealed(path: str | Path) -> dict | None:
+    """The sealed JSON object at ``path``, or ``None`` when it is missing, unreadable or fails its checksum."""
+    try:
+        record = json.loads(Path(path).read_text())
+        return record if record["body_sha256"] == body_sha256(record) else None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
 
 
 def write_run(json_path: str | Path, record: dict, state_dict: dict | None) -> StoredRun:
@@ -310,12 +320,147 @@ def write_run(json_path: str | Path, record: dict, state_dict: dict | None) -> S
         atomic_write_bytes(weights_path, blob)
         record["weights_sha256"] = _sha256(blob)
     record["complete"] = True
-    record = seal(record)
-    problem = record_problem(record)
+    problem = record_problem(seal(record))
     if problem:
         raise ValueError(f"refusing to store {json_path.name}: {problem}")
-    atomic_write_bytes(json_path, json.dumps(record, indent=1).encode())
+    record = write_sealed(json_path, record)  # sealed again: the same record, the same checksum
     return StoredRun(record, weights_path if state_dict is not None else None, False, json_path)
+
+
+def config_differences(there: dict, here: dict, prefix: str = "") -> list[str]:
+    """Every field where configuration ``there`` (stored) and ``here`` (asked for) differ, as
+    ``"recipe.epochs: 2 there, 3 now"``."""
+    out = []
+    for k in sorted(set(there) | set(here)):
+        a, b = there.get(k), here.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} there, {b!r} now")
+    return out
+
+
+class RunConflictError(ValueError):
+    """A named run store holds a run of this name made with another configuration (one line)."""
+
+
+@dataclass(frozen=True)
+class RunStore:
+    """A folder of finished runs: where a run's files lie, storing one, and the verified run found there.
+
+    ``by_key=True`` (the results cache, :func:`results_cache`): a run is found by its key, a hash
+    of its name, configuration *and* the library's source, which also names its files
+    (``<name>-<key>.json``), so a changed configuration or library is another run, never a stale one.
+    ``by_key=False`` (a ``python -m resnet_lib.reproduce`` folder): files are named after the run
+    (``<name>.json``) and keyed by the configuration alone; a run stored there with another
+    configuration is a :class:`RunConflictError`, never replaced. Either way a run's checkpoint is
+    ``<name>-<key>.ckpt``, and every read is verified (:func:`verify_run`).
+    """
+
+    directory: Path
+    by_key: bool = True
+
+    def key(self, name: str, config: dict) -> str:
+        """The run's key: see the class's docstring."""
+        return result_key({"name": name, **config}) if self.by_key else config_key(config)
+
+    def record_path(self, name: str, config: dict) -> Path:
+        """The run's JSON record (its weights lie beside it, as ``.pt``)."""
+        stem = f"{name}-{self.key(name, config)}" if self.by_key else name
+        return Path(self.directory) / f"{stem}.json"
+
+    def checkpoint_path(self, name: str, config: dict) -> Path:
+        """Where the run keeps its checkpoint while it trains (removed once it is stored)."""
+        return Path(self.directory) / f"{name}-{self.key(name, config)}.ckpt"
+
+    def find(self, name: str, config: dict, say: Callable[[str], None] | None = None) -> StoredRun | None:
+        """The verified run stored for ``(name, config)``, weights included, or ``None``.
+
+        A record there that fails verification (or, by key, was made for another configuration)
+        is ``None``, with one line through ``say``: the run is to be made again.
+        """
+        path, here = self.record_path(name, config), as_json(config)
+        if not path.exists():
+            return None
+        try:
+            stored = verify_run(path)
+        except RunRecordError as exc:
+            problem = str(exc).removeprefix(f"{path}: ")
+        else:
+            there = stored.record["config"]
+            if not self.by_key and there != here:
+                diff = "; ".join(config_differences(there, here)[:3])
+                raise RunConflictError(f"{path} was made with other settings ({diff})")
+            if (stored.record["name"], stored.record["key"], there) == (name, self.key(name, config), here):
+                return stored
+            problem = "made for another configuration"
+        if say is not None:
+            say(f"{path.name} is corrupt or partial ({problem}); running it again")
+        return None
+
+    def write(self, name: str, config: dict, record: dict, state_dict: dict | None) -> StoredRun:
+        """Store the run ``record`` describes (see :func:`write_run`; the folder is made if need be) and
+        remove its checkpoint.
+
+        Added here: ``name``, ``key``, ``config``, ``library_hash``, ``created``, and ``machine``
+        unless ``record`` has its own.
+        """
+        record = {
+            "machine": machine(),
+            **record,
+            "name": name,
+            "key": self.key(name, config),
+            "config": config,
+            "library_hash": library_source_hash(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        Path(self.directory).mkdir(parents=True, exist_ok=True)
+        stored = write_run(self.record_path(name, config), record, state_dict)
+        self.checkpoint_path(name, config).unlink(missing_ok=True)
+        return stored
+
+    def load_or_run(
+        self,
+        name: str,
+        config: dict,
+        run: Callable[[Path], tuple[dict, dict | None]],
+        say: Callable[[str], None] | None = print,
+    ) -> StoredRun:
+        """The stored run for ``(name, config)``, or call ``run(checkpoint_path)`` and store what it returns.
+
+        ``run`` returns ``(record, state_dict_or_None)``; the record must be JSON-ready and hold
+        ``history`` and ``data``. ``checkpoint_path`` is where ``run`` may keep a checkpoint so that
+        an interrupted run resumes. The folder is checked writable before ``run`` starts.
+        """
+        stored = self.find(name, config, say)
+        if stored is not None:
+            return stored
+        check_writable(self.directory)
+        started = time.perf_counter()
+        record, state_dict = run(self.checkpoint_path(name, config))
+        return self.write(name, config, {**record, "wall_seconds": time.perf_counter() - started}, state_dict)
+
+    def runs(self, weights: str = "optional", say: Callable[[str], None] | None = None) -> list[StoredRun]:
+        """Every verified run in the folder, by file name; a record that fails (see :func:`verify_run`,
+        ``weights`` as there) is left out, with one line through ``say``."""
+        found = []
+        for path in sorted(Path(self.directory).glob("*.json")):
+            try:
+                found.append(verify_run(path, weights=weights))
+            except RunRecordError as exc:
+                if say is not None:
+                    say(f"skipping {exc}")
+        return found
+
+
+def results_cache(directory: str | Path | None = None) -> RunStore:
+    """The results cache the chapters share: ``directory``, else :func:`results_dir` (keyed by library source)."""
+    return RunStore(Path(directory) if directory is not None else results_dir())
+
+
+def stored_run(name: str, config: dict, directory: Path | None = None) -> StoredRun | None:
+    """The verified run the results cache holds for ``(name, config)``, or ``None`` (see :meth:`RunStore.find`)."""
+    return results_cache(directory).find(name, config)
 
 
 def load_or_run(
@@ -325,64 +470,38 @@ def load_or_run(
     directory: Path | None = None,
     verbose: bool = True,
 ) -> StoredRun:
-    """Return the stored run for ``(name, config)``, or call ``run(checkpoint_path)`` and store it.
+    """:meth:`RunStore.load_or_run` in the results cache (``directory``, else :func:`results_dir`).
 
-    ``run`` returns ``(record, state_dict_or_None)``; the record must be JSON-ready and hold
-    ``history`` and ``data``. A stored run that fails :func:`verify_run` (or was made for
-    another configuration) is run again, with one line saying why. ``checkpoint_path`` is
-    where ``run`` may keep a checkpoint so that an interrupted run resumes; it is deleted once
-    the result is stored. The folder is checked writable before ``run`` starts.
+    A stored run that fails :func:`verify_run` (or was made for another configuration) is run
+    again, with one line saying why when ``verbose``.
     """
-    directory = Path(directory) if directory is not None else results_dir()
-    key = result_key({"name": name, **config})
-    json_path = directory / f"{name}-{key}.json"
-    if json_path.exists():
-        try:
-            stored = verify_run(json_path)
-            found = (stored.record["name"], stored.record["key"], stored.record["config"])
-            if found != (name, key, as_json(config)):
-                raise RunRecordError(f"{json_path}: made for another configuration")
-            return stored
-        except RunRecordError as exc:
-            if verbose:
-                problem = str(exc).removeprefix(f"{json_path}: ")
-                print(f"{json_path.name} is corrupt or partial ({problem}); running it again")
-    check_writable(directory)
-    checkpoint = directory / f"{name}-{key}.ckpt"
-    started = time.perf_counter()
-    record, state_dict = run(checkpoint)
-    record = {
-        "name": name,
-        "key": key,
-        "config": config,
-        **record,
-        "library_hash": library_source_hash(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine(),
-        "wall_seconds": time.perf_counter() - started,
-    }
-    stored = write_run(json_path, record, state_dict)
-    checkpoint.unlink(missing_ok=True)
-    return stored
+    return results_cache(directory).load_or_run(name, config, run, say=print if verbose else None)
 
 
 __all__ = [
     "FORMAT_VERSION",
     "RESULTS_ENV",
     "ResultsFolderError",
+    "RunConflictError",
     "RunRecordError",
+    "RunStore",
     "StoredRun",
     "atomic_write_bytes",
     "check_writable",
+    "config_differences",
     "config_key",
     "library_source_hash",
     "load_or_run",
     "read_run",
+    "read_sealed",
     "record_problem",
     "result_key",
+    "results_cache",
     "results_dir",
     "seal",
+    "stored_run",
     "verify_run",
     "weights_bytes",
     "write_run",
+    "write_sealed",
 ]

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from resnet_lib.data import ImageDataset, load_dataset
 from resnet_lib.models import FAMILIES, CifarNet, cifar_net
 from resnet_lib.profiles import DataSpec, TrainingExperiment, profile_name, set_profile
-from resnet_lib.results import StoredRun, load_or_run, stored_run
+from resnet_lib.results import RunRecordError, StoredRun, results_cache
 from resnet_lib.training import History, default_device, fit, resolve_precision
 
 
@@ -42,7 +42,13 @@ def _sizes(data: ImageDataset) -> dict:
 
 @dataclass
 class CifarRun:
-    """One trained CIFAR net: its history, its record, and a way to get the trained model."""
+    """One trained CIFAR net (plain or residual): which net, its history, its stored record, its model.
+
+    The one run type of He et al.'s CIFAR experiment: :func:`cifar_run` returns one from the
+    results cache, :func:`resnet_lib.full_results.full_results` from a ``python -m
+    resnet_lib.reproduce`` folder. It adds to :class:`resnet_lib.results.StoredRun` (the verified
+    record on disk, of any run) what a CIFAR net is: family, depth, seed, width and shortcut.
+    """
 
     family: str
     depth: int
@@ -52,16 +58,64 @@ class CifarRun:
     width: int
     shortcut: str
 
+    @classmethod
+    def from_stored(cls, stored: StoredRun) -> CifarRun:
+        """The CIFAR run ``stored`` holds; a one-line :class:`RunRecordError` when its config is not one's."""
+        config = stored.record["config"]
+        try:
+            model, seed, profile = config["model"], config["seed"], config["profile"]
+            fields = (model["family"], model["depth"], seed, model["width"], model["shortcut"], profile)
+            ok = [type(v) for v in fields] == [str, int, int, int, str, str]
+        except (KeyError, TypeError):
+            ok = False
+        if not ok:
+            raise RunRecordError(f"{stored.json_path}: its config is not a CIFAR run's (model, seed, profile)")
+        history = History.from_dict(stored.record["history"])
+        return cls(model["family"], model["depth"], seed, history, stored, model["width"], model["shortcut"])
+
+    @property
+    def record(self) -> dict:
+        """The run's verified JSON record: ``config``, ``history``, ``data``, ``machine``, ..."""
+        return self.stored.record
+
     @property
     def label(self) -> str:
         return net_label(self.family, self.depth)
 
     @property
+    def profile(self) -> str:
+        return self.record["config"]["profile"]
+
+    @property
     def dataset_label(self) -> str:
-        return self.stored.record["data"]["label"]
+        return self.record["data"]["label"]
+
+    @property
+    def diverged(self) -> bool:
+        return self.history.diverged
+
+    @property
+    def final(self) -> dict:
+        """The last epoch's record: ``step``, ``train_error``, ``test_error``, ..."""
+        return self.history.final
+
+    def provenance(self) -> dict:
+        """Where, when and how this run was made."""
+        machine = self.record.get("machine", {})
+        return {
+            "profile": self.profile,
+            "dataset": self.dataset_label,
+            "device": machine.get("device", "unknown"),
+            "world_size": machine.get("world_size", 1),
+            "platform": machine.get("platform", "unknown"),
+            "torch": machine.get("torch", "unknown"),
+            "created": self.record.get("created", "unknown"),
+            "library_hash": self.record.get("library_hash", "")[:12],
+            "command": self.record.get("command", ""),
+        }
 
     def model(self) -> CifarNet:
-        """The trained network, on the CPU, in eval mode."""
+        """The trained network, on the CPU, in eval mode (a one-line ``ValueError`` without its weights)."""
         net = cifar_net(self.family, self.depth, width=self.width, shortcut=self.shortcut)
         return self.stored.load_weights(net).eval()
 
@@ -108,17 +162,16 @@ def cifar_run(
         record = {"history": history.to_dict(), "data": data.describe(), "device": str(default_device())}
         return record, net.state_dict()
 
-    stored = load_or_run(name, config, train)
-    history = History.from_dict(stored.record["history"])
-    if history.diverged and stored.from_cache and progress:  # fit said so when it trained; say it again
-        print(history.divergence_line(net_label(family, depth) + f" (seed {seed})"))
-    return CifarRun(family, depth, seed, history, stored, experiment.width, shortcut)
+    run = CifarRun.from_stored(results_cache().load_or_run(name, config, train))
+    if run.diverged and run.stored.from_cache and progress:  # fit said so when it trained; say it again
+        print(run.history.divergence_line(f"{run.label} (seed {seed})"))
+    return run
 
 
 def is_stored(family: str, depth: int, experiment: TrainingExperiment, seed: int = 0, shortcut: str = "A") -> bool:
     """Whether :func:`cifar_run` would load this run from the results cache rather than train it."""
     name, config, _ = _run_config(family, depth, experiment, seed, shortcut)
-    return stored_run(name, config) is not None
+    return results_cache().find(name, config) is not None
 
 
 def worker_count(jobs: int) -> int:

@@ -140,14 +140,16 @@ def test_a_bf16_sweep_records_its_arithmetic(tmp_path):
 
 
 def test_summary_sits_beside_the_papers_table_6():
+    from resnet_lib.results import StoredRun
+    from resnet_lib.runs import CifarRun
+    from resnet_lib.training import History
+
     run = {"config": {"profile": "full"}, "data": {"label": "CIFAR-10", "name": "cifar10"}, "parameters": 853_018}
     runs = []
     for seed, err in enumerate((0.07, 0.08)):
-        from resnet_lib.full_results import FinishedRun
-        from resnet_lib.training import History
-
         epochs = [{"epoch": 1, "step": 64_000, "train_error": 0.01, "test_error": err}]
-        runs.append(FinishedRun("residual", 56, seed, History(epochs=epochs), {**run, "val_error": None}, Path(".")))
+        stored = StoredRun({**run, "val_error": None}, None, True)
+        runs.append(CifarRun("residual", 56, seed, History(epochs=epochs), stored, 16, "A"))
     (row,) = rp.summary_rows(runs)
     assert row["paper_test_error"] == 6.97 and row["test_error"] == "7.50 ± 0.71"
     assert row["test_error_mean"] == pytest.approx(7.5)

@@ -355,3 +355,55 @@ def test_an_unwritable_results_folder_is_refused_before_any_training(tmp_path, m
         assert "\n" not in str(err.value)
     finally:
         folder.chmod(0o700)
+
+
+# ----------------------------------------------------------------------------- a named store (reproduce's)
+
+
+def test_a_named_store_refuses_a_run_made_with_other_settings(tmp_path, capsys):
+    """``RunStore(by_key=False)``: files named after the run, keyed by its configuration alone; another
+    configuration under the same name is a one-line conflict, never replaced or retrained silently."""
+    store = results.RunStore(tmp_path, by_key=False)
+    assert store.key("net", CONFIG) == results.config_key(CONFIG)
+    assert store.record_path("net", CONFIG) == tmp_path / "net.json"
+    checkpoint = store.checkpoint_path("net", CONFIG)
+    assert checkpoint == tmp_path / f"net-{results.config_key(CONFIG)}.ckpt"
+    checkpoint.write_bytes(b"half-way state")
+    written = store.write("net", CONFIG, run_record(), {"w": torch.ones(2)})
+    assert not checkpoint.exists(), "a stored run's checkpoint is removed"
+    assert {p.name for p in tmp_path.iterdir()} == {"net.json", "net.pt"}
+    found = store.find("net", CONFIG)
+    assert found.from_cache and found.record == written.record and found.record["key"] == store.key("net", CONFIG)
+    other = {**CONFIG, "recipe": {"lr": 0.01}}
+    with pytest.raises(results.RunConflictError) as err:
+        store.find("net", other)
+    assert str(err.value) == f"{tmp_path / 'net.json'} was made with other settings (recipe.lr: 0.1 there, 0.01 now)"
+    (tmp_path / "net.pt").unlink()
+    capsys.readouterr()
+    lines = []
+    assert store.find("net", CONFIG, say=lines.append) is None  # its weights are lost: made again
+    assert len(lines) == 1 and lines[0].startswith("net.json is corrupt or partial (") and "net.pt" in lines[0]
+    assert [r.record["name"] for r in store.runs()] == ["net"]  # a history alone is still read back
+    assert store.runs(weights="required", say=lines.append) == [] and lines[1].startswith("skipping ")
+
+
+def test_a_stored_run_that_is_not_a_cifar_run_is_refused_as_one(tmp_path, capsys):
+    from resnet_lib.full_results import load_runs, sweep_store
+
+    stored = sweep_store(tmp_path).write("net", CONFIG, run_record(), None)  # no width, no shortcut
+    with pytest.raises(results.RunRecordError, match=r"net\.json: its config is not a CIFAR run's"):
+        runs.CifarRun.from_stored(stored)
+    capsys.readouterr()
+    assert load_runs(tmp_path) == []
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"skipping {tmp_path / 'runs' / 'net.json'}: its config is not a CIFAR run's")
+
+
+def test_sealed_files_are_read_back_only_while_they_verify(tmp_path):
+    path = tmp_path / "sweep.json"
+    sealed = results.write_sealed(path, {"settings": {"width": 4}, "depths": (8, 20)})
+    assert results.read_sealed(path) == sealed and sealed["depths"] == [8, 20]  # as JSON reads it back
+    path.write_text(path.read_text().replace('"width": 4', '"width": 5'))
+    assert results.read_sealed(path) is None
+    path.write_text('{"settings": {"prof')
+    assert results.read_sealed(path) is None and results.read_sealed(tmp_path / "missing.json") is None
