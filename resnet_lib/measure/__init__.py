@@ -1,1 +1,1 @@
-"""Measurements of networks: forward-signal statistics and costs. Nothing here trains or plots."""
+"""Measurements of networks: gradients, statistics, probes, responses, lesions, landscapes, signal, cost."""

@@ -1,1 +1,1 @@
-"""The chapters' figures: they take arrays and draw them; nothing here trains or measures."""
+"""The chapters' figures and widgets: they take results and draw them; nothing here imports the training loop."""
