@@ -163,7 +163,7 @@ def test_a_finished_sweep_is_read_back_not_redone(tmp_path, monkeypatch, capsys)
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(rp, "fit", no_training)
+    monkeypatch.setattr("resnet_lib.reproduce.sweep.fit", no_training)
     capsys.readouterr()
     _sweep(out)
     text = capsys.readouterr().out
@@ -267,7 +267,7 @@ def test_an_unwritable_out_folder_is_one_line_before_any_training(tmp_path, monk
     def no_training(*args, **kwargs):
         raise AssertionError("trained before checking the results folder")
 
-    monkeypatch.setattr(rp, "fit", no_training)
+    monkeypatch.setattr("resnet_lib.reproduce.sweep.fit", no_training)
     try:
         assert rp.main([*TINY, "--out", str(folder / "out")]) == 2
     finally:
