@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from resnet_lib.data import ImageDataset, load_dataset
-from resnet_lib.models import FAMILIES, CifarNet, cifar_net
+from resnet_lib.models import FAMILIES, CifarNet, cifar_net, net_label
 from resnet_lib.profiles import DataSpec, TrainingExperiment, profile_name, set_profile
 from resnet_lib.results import RunRecordError, StoredRun, results_cache
 from resnet_lib.training import History, default_device, fit, resolve_precision
@@ -28,11 +28,6 @@ from resnet_lib.training import History, default_device, fit, resolve_precision
 def experiment_data(spec: DataSpec, seed: int = 0) -> ImageDataset:
     """The dataset of an experiment, generated or read once per process."""
     return load_dataset(spec, seed=seed)
-
-
-def net_label(family: str, depth: int) -> str:
-    """``"ResNet-56"`` or ``"plain-56"``."""
-    return f"{'ResNet' if family == 'residual' else 'plain'}-{depth}"
 
 
 def _sizes(data: ImageDataset) -> dict:
