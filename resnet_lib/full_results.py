@@ -59,7 +59,7 @@ def load_runs(directory: str | Path, profile: str | None = None, quiet: bool = F
                 say(f"skipping {exc}")
     if profile is not None:
         runs = [r for r in runs if r.profile == profile]
-    return sorted(runs, key=lambda r: (FAMILIES.index(r.family) if r.family in FAMILIES else 9, r.depth, r.seed))
+    return sorted(runs, key=lambda r: (FAMILIES.index(r.family), r.depth, r.seed))
 
 
 def full_results(

@@ -60,7 +60,7 @@ class CifarRun:
         try:
             model, seed, profile = config["model"], config["seed"], config["profile"]
             fields = (model["family"], model["depth"], seed, model["width"], model["shortcut"], profile)
-            ok = [type(v) for v in fields] == [str, int, int, int, str, str]
+            ok = [type(v) for v in fields] == [str, int, int, int, str, str] and model["family"] in FAMILIES
         except (KeyError, TypeError):
             ok = False
         if not ok:

@@ -393,10 +393,21 @@ def test_a_stored_run_that_is_not_a_cifar_run_is_refused_as_one(tmp_path, capsys
     stored = sweep_store(tmp_path).write("net", CONFIG, run_record(), None)  # no width, no shortcut
     with pytest.raises(results.RunRecordError, match=r"net\.json: its config is not a CIFAR run's"):
         runs.CifarRun.from_stored(stored)
+    cifar = {"model": {"family": "dense", "depth": 8, "width": 4, "shortcut": "A"}, "seed": 0, "profile": "ci"}
+    dense = sweep_store(tmp_path).write("dense", cifar, run_record(), None)  # a family the book does not have
+    with pytest.raises(results.RunRecordError, match=r"dense\.json: its config is not a CIFAR run's"):
+        runs.CifarRun.from_stored(dense)
+    good = sweep_store(tmp_path).write(
+        "plain", {**cifar, "model": {**cifar["model"], "family": "plain"}}, run_record(), None
+    )
+    assert runs.CifarRun.from_stored(good).label == "plain-8"
     capsys.readouterr()
-    assert load_runs(tmp_path) == []
-    (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith(f"skipping {tmp_path / 'runs' / 'net.json'}: its config is not a CIFAR run's")
+    assert [r.label for r in load_runs(tmp_path)] == ["plain-8"]
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        f"skipping {tmp_path / 'runs' / n}.json" for n in ("dense", "net")
+    ]
+    assert all(line.endswith("its config is not a CIFAR run's (model, seed, profile)") for line in lines)
 
 
 def test_sealed_files_are_read_back_only_while_they_verify(tmp_path):
