@@ -2,14 +2,15 @@
 
 :func:`train_runs` trains several at once: where PyTorch runs one thread per process (the
 Makefile's ``OMP_NUM_THREADS=1``), the nets that are not in the results cache yet train in
-one worker process per CPU core, each on one thread, so the runs and their cache keys are
-those of a one-thread run in the notebook itself.
+one worker process per CPU core (:func:`train_in_workers`, which chapter 8 uses too), each on
+one thread, so the runs and their cache keys are those of a one-thread run in the notebook itself.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
@@ -170,7 +171,7 @@ def is_stored(family: str, depth: int, experiment: TrainingExperiment, seed: int
 
 
 def worker_count(jobs: int) -> int:
-    """How many processes :func:`train_runs` trains ``jobs`` nets in.
+    """How many processes :func:`train_in_workers` trains ``jobs`` nets in.
 
     One per CPU core (at most ``jobs``) where PyTorch runs one thread on the CPU, so that a
     worker's run is exactly the one-thread run it replaces; else 1 (PyTorch's own threads, or
@@ -182,9 +183,42 @@ def worker_count(jobs: int) -> int:
     return max(1, min(jobs, cores))
 
 
-def _train_in_worker(family: str, depth: int, experiment: TrainingExperiment, seed: int, shortcut: str, profile: str):
+def _start_worker(profile: str) -> None:
+    """A worker process trains on one thread, at its parent's profile."""
     torch.set_num_threads(1)
     set_profile(profile)
+
+
+def train_in_workers(
+    jobs: Sequence[tuple],
+    train_one: Callable[..., object],
+    workers: int | None = None,
+    progress: bool = True,
+    what: str = "training",
+) -> bool:
+    """Call ``train_one(*job)`` for every job in worker processes, when more than one pays; whether it did.
+
+    ``workers`` defaults to :func:`worker_count`; with one worker, or one job, nothing is done here
+    and ``False`` is returned: the caller trains the jobs itself. Each worker is a fresh (spawned)
+    process on one thread, at this process's profile; ``train_one`` must be a module-level
+    function, and stores what it trains (in the results cache) rather than return it. One
+    progress bar, ``"{what} on N processes"``, counts finished jobs; a worker's error is raised here.
+    """
+    workers = worker_count(len(jobs)) if workers is None else workers
+    if workers <= 1 or len(jobs) <= 1:
+        return False
+    context = multiprocessing.get_context("spawn")
+    with (
+        ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(profile_name(),)) as pool,
+        tqdm(total=len(jobs), desc=f"{what} on {workers} processes", unit="net", disable=not progress) as bar,
+    ):
+        for future in as_completed([pool.submit(train_one, *job) for job in jobs]):
+            future.result()
+            bar.update(1)
+    return True
+
+
+def _train_in_worker(family: str, depth: int, experiment: TrainingExperiment, seed: int, shortcut: str) -> None:
     cifar_run(family, depth, experiment, seed=seed, shortcut=shortcut, progress=False)
 
 
@@ -197,24 +231,12 @@ def train_runs(
 ) -> list[CifarRun]:
     """:func:`cifar_run` for every ``(family, depth, seed)`` of ``jobs``, in that order.
 
-    Runs missing from the results cache train first, in :func:`worker_count` processes when
-    that is more than one (one progress bar counts finished nets), else one after the other here.
+    Runs missing from the results cache train first, in :func:`train_in_workers` (one process
+    per core where that pays), else one after the other here.
     """
     missing = [(f, d, s) for f, d, s in jobs if not is_stored(f, d, experiment, seed=s, shortcut=shortcut)]
-    workers = worker_count(len(missing)) if workers is None else workers
-    if workers > 1 and len(missing) > 1:
-        context = multiprocessing.get_context("spawn")
-        with (
-            ProcessPoolExecutor(workers, mp_context=context) as pool,
-            tqdm(total=len(missing), desc=f"training on {workers} processes", unit="net", disable=not progress) as bar,
-        ):
-            # The slowest nets first, so that no worker is left with a long run at the end.
-            order = sorted(missing, key=lambda job: -job[1])
-            name = profile_name()
-            futures = [pool.submit(_train_in_worker, f, d, experiment, s, shortcut, name) for f, d, s in order]
-            for future in as_completed(futures):
-                future.result()
-                bar.update(1)
+    order = sorted(missing, key=lambda job: -job[1])  # the slowest first: no worker is left with a long run at the end
+    train_in_workers([(f, d, experiment, s, shortcut) for f, d, s in order], _train_in_worker, workers, progress)
     return [cifar_run(f, d, experiment, seed=s, shortcut=shortcut, progress=progress) for f, d, s in jobs]
 
 

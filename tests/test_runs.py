@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 import resnet_lib.runs as runs_mod
-from resnet_lib.profiles import DataSpec, TrainingExperiment
+from resnet_lib.profiles import DataSpec, TrainingExperiment, profile_name, set_profile
 from resnet_lib.recipe import Recipe
 from resnet_lib.results import results_dir
 
@@ -56,3 +58,31 @@ def test_train_experiment_asks_for_both_families_every_depth_and_seed(monkeypatc
     monkeypatch.setattr(runs_mod, "train_runs", lambda jobs, experiment, progress: asked.extend(jobs) or [])
     runs_mod.train_experiment(TINY)
     assert asked == [("plain", 8, 0), ("plain", 8, 1), ("residual", 8, 0), ("residual", 8, 1)]
+
+
+def _write_what_the_worker_runs_at(path: str) -> None:
+    """A job of the tests below: the worker's profile and thread count, in a file."""
+    Path(path).write_text(f"{profile_name()} {torch.get_num_threads()}")
+
+
+def _fail_if(message: str) -> None:
+    if message:
+        raise ValueError(message)
+
+
+def test_train_in_workers_leaves_one_worker_or_one_job_to_the_caller(tmp_path):
+    never = lambda *job: pytest.fail("trained in a worker")
+    assert runs_mod.train_in_workers([(1,), (2,)], never, workers=1, progress=False) is False
+    assert runs_mod.train_in_workers([(1,)], never, workers=2, progress=False) is False
+    assert runs_mod.train_in_workers([], never, workers=2, progress=False) is False
+
+
+@pytest.mark.slow
+def test_train_in_workers_runs_every_job_on_one_thread_at_this_profile(tmp_path):
+    set_profile("ci")
+    paths = [tmp_path / f"job{i}" for i in range(3)]
+    jobs = [(str(p),) for p in paths]
+    assert runs_mod.train_in_workers(jobs, _write_what_the_worker_runs_at, workers=2, progress=False) is True
+    assert [p.read_text() for p in paths] == ["ci 1"] * 3
+    with pytest.raises(ValueError, match="a worker's error"):
+        runs_mod.train_in_workers([("a worker's error",), ("",)], _fail_if, workers=2, progress=False)

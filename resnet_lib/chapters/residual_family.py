@@ -13,8 +13,6 @@ The CIFAR nets of the chapter are "kinds" of one :class:`~resnet_lib.models.Cifa
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -25,9 +23,9 @@ from resnet_lib.measure.cost import multiply_adds
 from resnet_lib.measure.signal import identity_defects, signal_growth
 from resnet_lib.models import CifarNet, count_parameters, imagenet_resnet
 from resnet_lib.models.imagenet import IMAGENET_LAYOUTS
-from resnet_lib.profiles import ResidualFamilyExperiment, profile_name, set_profile
+from resnet_lib.profiles import ResidualFamilyExperiment, profile_name
 from resnet_lib.results import StoredRun, load_or_run, stored_run
-from resnet_lib.runs import experiment_data, worker_count
+from resnet_lib.runs import experiment_data, train_in_workers
 from resnet_lib.training import History, default_device, fit, resolve_precision
 
 #: The kinds of CIFAR net of this chapter: their label and the :class:`CifarNet` arguments that make them.
@@ -151,9 +149,7 @@ def family_run(kind: str, experiment: ResidualFamilyExperiment, seed: int = 0, p
     return FamilyRun(kind, experiment.depth, seed, experiment.width, history, stored)
 
 
-def _train_in_worker(kind: str, experiment: ResidualFamilyExperiment, seed: int, profile: str) -> None:
-    torch.set_num_threads(1)
-    set_profile(profile)
+def _train_in_worker(kind: str, experiment: ResidualFamilyExperiment, seed: int) -> None:
     family_run(kind, experiment, seed=seed, progress=False)
 
 
@@ -161,22 +157,10 @@ def train_family(
     experiment: ResidualFamilyExperiment, progress: bool = True, workers: int | None = None
 ) -> dict[str, list[FamilyRun]]:
     """Every kind of ``experiment.kinds`` at every seed, trained (in one process per core where
-    PyTorch runs one thread, as :func:`resnet_lib.runs.train_runs`) or loaded: ``{kind: [run per seed]}``."""
+    PyTorch runs one thread, :func:`resnet_lib.runs.train_in_workers`) or loaded: ``{kind: [run per seed]}``."""
     jobs = [(k, s) for k in experiment.kinds for s in experiment.seeds]
-    missing = [(k, s) for k, s in jobs if stored_run(*_run_config(k, experiment, s)[:2]) is None]
-    workers = worker_count(len(missing)) if workers is None else workers
-    if workers > 1 and len(missing) > 1:
-        context = multiprocessing.get_context("spawn")
-        with (
-            ProcessPoolExecutor(workers, mp_context=context) as pool,
-            tqdm(total=len(missing), desc=f"chapter 8: training on {workers} processes", unit="net",
-                 disable=not progress) as bar,
-        ):  # fmt: skip
-            name = profile_name()
-            futures = [pool.submit(_train_in_worker, k, experiment, s, name) for k, s in missing]
-            for future in as_completed(futures):
-                future.result()
-                bar.update(1)
+    missing = [(k, experiment, s) for k, s in jobs if stored_run(*_run_config(k, experiment, s)[:2]) is None]
+    train_in_workers(missing, _train_in_worker, workers, progress, what="chapter 8: training")
     runs: dict[str, list[FamilyRun]] = {k: [] for k in experiment.kinds}
     for k, s in jobs:
         runs[k].append(family_run(k, experiment, seed=s, progress=progress))
