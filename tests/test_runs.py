@@ -70,7 +70,7 @@ def _fail_if(message: str) -> None:
         raise ValueError(message)
 
 
-def test_train_in_workers_leaves_one_worker_or_one_job_to_the_caller(tmp_path):
+def test_train_in_workers_leaves_one_worker_or_one_job_to_the_caller():
     never = lambda *job: pytest.fail("trained in a worker")
     assert runs_mod.train_in_workers([(1,), (2,)], never, workers=1, progress=False) is False
     assert runs_mod.train_in_workers([(1,)], never, workers=2, progress=False) is False
