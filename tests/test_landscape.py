@@ -197,3 +197,23 @@ def test_bad_input_says_what_is_allowed():
     hvp, n = hessian_vector_product(net, x, y)
     with pytest.raises(ValueError, match=f"shape \\({n},\\)"):
         hvp(torch.zeros(n + 1))
+
+
+def test_the_contour_figure_draws_every_net_on_one_labelled_colour_scale():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from resnet_lib.measure.landscape import Surface2D
+    from resnet_lib.plots import loss_landscapes as figures
+
+    a = b = np.linspace(-1, 1, 5)
+    bowl = 0.1 + np.add.outer(b**2, a**2)
+    surfaces = {("plain", 20): Surface2D(a, b, bowl, bowl / 10), ("residual", 20): Surface2D(a, b, 2 * bowl, bowl / 5)}
+    fig = figures.plot_contours(surfaces, "synthetic surfaces")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "plain-20" in titles and "ResNet-20" in titles
+    assert any("training loss (nats" in ax.get_ylabel() for ax in fig.axes)  # the colour bar's label
+    assert "synthetic surfaces" in fig._suptitle.get_text()
+    plt.close(fig)

@@ -65,7 +65,7 @@ def plot_contours(surfaces: Mapping[tuple[str, int], Surface2D], dataset_label: 
     bar = fig.colorbar(filled, ax=list(axes), shrink=0.9, ticks=levels[::2])
     bar.ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%.2g"))
     bar.ax.yaxis.set_minor_formatter(ticker.NullFormatter())
-    bar.setnet_label(f"training loss (nats, log scale, capped at {LOSS_CAP:g})")
+    bar.set_label(f"training loss (nats, log scale, capped at {LOSS_CAP:g})")
     fig.suptitle(f"Training loss around the trained weights (+), one colour scale (Li et al. Fig. 5)\n{dataset_label}")
     return fig
 
