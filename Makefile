@@ -23,7 +23,7 @@ endif
 # One intra-op thread per process: on the 2-core CI machine, a 2-thread training step took 42 s of CPU
 # where 1 thread took 1.3 s whenever the other core was busy (OpenMP threads waiting on each
 # other), and 1 thread alone is as fast as the 2-thread numbers of the reference table.
-# The `runs` stage trains the chapters' nets in one such process per core (resnet_lib.runs.train_runs).
+# The `runs` stage (python -m resnet_lib.fill_cache) trains the chapters' nets in one such process per core.
 # Override with `make test OMP_NUM_THREADS=4` on a bigger machine.
 export OMP_NUM_THREADS ?= 1
 
@@ -51,7 +51,7 @@ install: $(STAMP)
 # The CIFAR nets of chapters 1, 3 and 5 (and the chapters after them), trained once into the results
 # cache in one process per core, before any notebook asks for them.
 runs: install
-	@$(START); $(PY) -c 'from resnet_lib.runs import main; raise SystemExit(main())'; \
+	@$(START); $(PY) -c 'from resnet_lib.fill_cache import main; raise SystemExit(main())'; \
 	echo "[stage] train the chapters' nets (profile $(PROFILE), data $${RESNET_BOOK_DATASET:-auto}): $$(( $$(date +%s) - start )) s"
 
 # MathJax 3, served by the book itself so that equations render without internet: the pinned npm

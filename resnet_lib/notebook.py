@@ -62,7 +62,7 @@ def training_arithmetic(profile: Profile | None = None) -> str:
     from resnet_lib.training import default_device, resolve_precision
 
     profile = profile or get_profile()
-    precision = resolve_precision(profile.degradation.recipe.precision, default_device())
+    precision = resolve_precision(profile.cifar.recipe.precision, default_device())
     return "bfloat16 mixed precision" if precision == "bf16" else "float32"
 
 
@@ -90,7 +90,7 @@ def environment_table(profile: Profile | None = None) -> list[tuple[str, str]]:
     from resnet_lib.runs import experiment_data
 
     profile = profile or get_profile()
-    data = experiment_data(profile.degradation.data)
+    data = experiment_data(profile.cifar.data)
     return [
         ("profile", f"{profile.name}: {profile.description}"),
         (
@@ -101,7 +101,7 @@ def environment_table(profile: Profile | None = None) -> list[tuple[str, str]]:
         ("dataset (chapter 4)", "256 evenly spaced scalar inputs on [-2, 2]"),
         (
             "training arithmetic (chapters 1, 3, 5)",
-            f"{training_arithmetic(profile)} (Recipe(precision={profile.degradation.recipe.precision!r}); "
+            f"{training_arithmetic(profile)} (Recipe(precision={profile.cifar.recipe.precision!r}); "
             "measurements of chapters 2 and 4 are float32)",
         ),
         ("executed", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())),

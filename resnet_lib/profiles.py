@@ -2,7 +2,7 @@
 
 Choose a profile with the environment variable ``RESNET_BOOK_PROFILE`` (``ci``,
 ``default`` or ``full``) or from Python with :func:`set_profile`. Chapters ask for
-``get_profile().degradation`` and never hard-code sizes.
+``get_profile().cifar`` and never hard-code sizes.
 
 * ``ci``: the whole book on 2 CPU cores in minutes; small images, few epochs.
 * ``default``: a reader's laptop; the same experiments at a budget where the
@@ -45,7 +45,7 @@ class DataSpec:
 
 
 @dataclass(frozen=True)
-class TrainingExperiment:
+class CifarExperiment:
     """A set of CIFAR-style networks trained with one recipe on one data spec.
 
     Nets of ``deep_warmup_from`` layers or more (when set) replace the recipe's warm-up by
@@ -63,7 +63,7 @@ class TrainingExperiment:
     deep_warmup_lr: float = 0.01
     longer_plain: int = 0
 
-    def longer(self, factor: int) -> TrainingExperiment:
+    def longer(self, factor: int) -> CifarExperiment:
         """The same experiment with ``factor`` times the epochs and steps (warm-up unchanged; rate drops
         at the same fractions of training)."""
         if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
@@ -72,7 +72,7 @@ class TrainingExperiment:
         return replace(self, recipe=replace(self.recipe, epochs=self.recipe.epochs * factor, max_steps=steps))
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "width", check_whole("TrainingExperiment.width", self.width, 1))
+        object.__setattr__(self, "width", check_whole("CifarExperiment.width", self.width, 1))
 
     def recipe_for(self, depth: int) -> Recipe:
         """The recipe a net of ``depth`` layers trains with (the deep warm-up applied where it is due)."""
@@ -85,8 +85,8 @@ class TrainingExperiment:
 class FeatureExperiment:
     """Chapter 1: linear probes on the frozen features of one trained ConvNet.
 
-    The ConvNet is not trained for this chapter alone: it is the degradation experiment's
-    ResNet-``depth`` (``cifar_run("residual", depth, profile.degradation)``, its first seed),
+    The ConvNet is not trained for this chapter alone: it is the CIFAR experiment's
+    ResNet-``depth`` (``cifar_run("residual", depth, profile.cifar)``, its first seed),
     which chapters 3 and 5 train too, so the results cache trains it once for the book.
     These fields size only the probes:
 
@@ -204,8 +204,8 @@ class ResponsesExperiment:
 class PathsExperiment:
     """Chapter 6: lesions and paths of trained nets (Veit, Wilber & Belongie, 2016).
 
-    Nothing is trained for this chapter: it measures the degradation experiment's
-    ResNet-``depth`` and plain-``depth`` (``cifar_run(family, depth, profile.degradation)``,
+    Nothing is trained for this chapter: it measures the CIFAR experiment's
+    ResNet-``depth`` and plain-``depth`` (``cifar_run(family, depth, profile.cifar)``,
     every seed of it), which chapters 3 and 5 train. These fields size the measurements:
 
     * ``n_test``: test images every lesion is scored on, the first of the experiment's test
@@ -255,7 +255,7 @@ class ResidualFamilyExperiment:
     """Chapter 8: the residual family after 2016 (pre-activation, zero-start branches, no BatchNorm).
 
     * ``kinds`` at ``depth`` layers and ``width`` filters train with ``recipe`` on ``data``, one run per seed
-      of ``seeds`` (the results cache keeps them; ``python -m resnet_lib.runs`` trains them with the rest);
+      of ``seeds`` (the results cache keeps them; ``python -m resnet_lib.fill_cache`` trains them with the rest);
     * ``signal_depths``, ``signal_seeds``, ``signal_images``: the forward-signal curves at initialization
       (every kind at every depth and seed, on the first ``signal_images`` training images);
     * ``defect_images``: test images on which the trained nets' blocks are compared with x + F(x).
@@ -284,7 +284,7 @@ class ResidualFamilyExperiment:
 class Profile:
     """Everything size-related, one field per experiment.
 
-    ``degradation_on_gpu``, where a profile has one, replaces ``degradation`` when PyTorch sees a
+    ``cifar_on_gpu``, where a profile has one, replaces ``cifar`` when PyTorch sees a
     CUDA device (a Colab GPU runtime, say): the same chapters and checks at a budget a GPU trains
     in minutes and a CPU in hours (:func:`get_profile`).
     """
@@ -293,13 +293,13 @@ class Profile:
     description: str
     features: FeatureExperiment
     gradient_flow: GradientFlowExperiment
-    degradation: TrainingExperiment
+    cifar: CifarExperiment
     shattering: ShatteringExperiment = field(default_factory=ShatteringExperiment)
     paths: PathsExperiment = field(default_factory=PathsExperiment)
     landscape: LandscapeExperiment = field(default_factory=LandscapeExperiment)
     responses: ResponsesExperiment = field(default_factory=ResponsesExperiment)
     residual_family: ResidualFamilyExperiment = field(default_factory=lambda: _FAMILY_DEFAULT)
-    degradation_on_gpu: TrainingExperiment | None = None
+    cifar_on_gpu: CifarExperiment | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -308,8 +308,8 @@ class Profile:
         """This profile as it runs on ``device`` (``"cpu"`` or ``"cuda"``): the GPU budget where there is one."""
         if device not in ("cpu", "cuda"):
             raise ValueError(f"unknown device {device!r}; choose 'cpu' or 'cuda'")
-        if device == "cuda" and self.degradation_on_gpu is not None:
-            return replace(self, degradation=self.degradation_on_gpu, degradation_on_gpu=None)
+        if device == "cuda" and self.cifar_on_gpu is not None:
+            return replace(self, cifar=self.cifar_on_gpu, cifar_on_gpu=None)
         return self
 
 
@@ -321,7 +321,7 @@ _SMALL_DATA = DataSpec(dataset="auto", n_train=4500, n_test=800, image_size=16)
 # (76.9%). The linear warm-up lasts 320 steps; the rate drops tenfold at 50% and 75% of training, as the paper's.
 _SMALL_RECIPE = Recipe(epochs=10, batch_size=64, lr=0.05, warmup_steps=320)
 
-# Chapter 8 at a reader's budget: the 56-layer nets of every kind for the degradation experiment's 10 epochs.
+# Chapter 8 at a reader's budget: the 56-layer nets of every kind for the CIFAR experiment's 10 epochs.
 _FAMILY_DEFAULT = ResidualFamilyExperiment(data=_SMALL_DATA, recipe=_SMALL_RECIPE, depth=56, seeds=(0, 1))
 
 PROFILES: dict[str, Profile] = {
@@ -334,14 +334,14 @@ PROFILES: dict[str, Profile] = {
         # process per core. Float32, as the paper: bfloat16 is 1.7x faster here, but over 8 seeds it left
         # ResNet-56 at a mean training error of 11% (worst 30%) against float32's 6% (worst 15%) on the stand-in;
         # see benchmarks/README.md.
-        degradation=TrainingExperiment(data=_SMALL_DATA, recipe=_SMALL_RECIPE, seeds=(0, 1)),
+        cifar=CifarExperiment(data=_SMALL_DATA, recipe=_SMALL_RECIPE, seeds=(0, 1)),
         shattering=ShatteringExperiment(seeds=tuple(range(16))),
         paths=PathsExperiment(n_test=300, deletion_draws=4, path_samples=24, path_images=256),
         # Chapter 7: about 15 s of CPU per 56-layer net (60 slice points and 10 Hessian-vector products on 32 images).
         # 128 images and a 9 x 9 grid made the chapter about 200 s, 64 images about 120 s: over CI's budget.
         landscape=LandscapeExperiment(n_images=32, points_1d=11, points_2d=7, lanczos_iterations=10, hessian_seeds=1),
         # Chapter 8: 56-layer nets of 5 kinds, 142 steps each on 8x8 images (80-160 ms a step on one core; at 16x16
-        # and the degradation recipe's 710 steps a net took 160-350 s, the chapter's whole budget is 150 s).
+        # and the CIFAR recipe's 710 steps a net took 160-350 s, the chapter's whole budget is 150 s).
         residual_family=ResidualFamilyExperiment(
             data=replace(_SMALL_DATA, image_size=8),
             recipe=replace(_SMALL_RECIPE, epochs=2, warmup_steps=50),  # 2 x 71 steps: every epoch whole
@@ -355,11 +355,9 @@ PROFILES: dict[str, Profile] = {
         features=FeatureExperiment(),
         gradient_flow=GradientFlowExperiment(train_steps=50, explode_steps=300, seeds=(0, 1, 2, 3, 4)),
         # Twice the ci budget, and plain-56 once more for 3 times that (chapter 3: slow start or degradation?).
-        degradation=TrainingExperiment(
-            data=_SMALL_DATA, recipe=replace(_SMALL_RECIPE, epochs=20), seeds=(0, 1), longer_plain=3
-        ),
+        cifar=CifarExperiment(data=_SMALL_DATA, recipe=replace(_SMALL_RECIPE, epochs=20), seeds=(0, 1), longer_plain=3),
         # A CUDA device (a Colab GPU runtime) trains all of CIFAR-10 at 32x32 with the paper's batch and rate.
-        degradation_on_gpu=TrainingExperiment(
+        cifar_on_gpu=CifarExperiment(
             data=DataSpec(dataset="auto", image_size=32), recipe=Recipe(epochs=30, warmup_steps=400), seeds=(0, 1)
         ),
     ),
@@ -374,7 +372,7 @@ PROFILES: dict[str, Profile] = {
             explode_steps=1000,
             seeds=(0, 1, 2, 3, 4),
         ),
-        degradation=TrainingExperiment(
+        cifar=CifarExperiment(
             data=DataSpec(dataset="cifar10", n_val=5000),
             recipe=Recipe(epochs=182, max_steps=64000),
             depths=(20, 32, 44, 56, 110),
@@ -425,6 +423,7 @@ __all__ = [
     "PROFILES",
     "PROFILE_ENV",
     "RESIDUAL_FAMILY_KINDS",
+    "CifarExperiment",
     "DataSpec",
     "FeatureExperiment",
     "GradientFlowExperiment",
@@ -433,7 +432,6 @@ __all__ = [
     "Profile",
     "ResidualFamilyExperiment",
     "ShatteringExperiment",
-    "TrainingExperiment",
     "get_profile",
     "profile_name",
     "set_profile",

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from resnet_lib.data import ImageDataset, load_dataset
 from resnet_lib.models import FAMILIES, CifarNet, cifar_net, net_label
-from resnet_lib.profiles import DataSpec, TrainingExperiment, profile_name, set_profile
+from resnet_lib.profiles import CifarExperiment, DataSpec, profile_name, set_profile
 from resnet_lib.results import RunRecordError, StoredRun, results_cache
 from resnet_lib.training import History, default_device, fit, resolve_precision
 
@@ -116,7 +116,7 @@ class CifarRun:
         return self.stored.load_weights(net).eval()
 
 
-def _run_config(family: str, depth: int, experiment: TrainingExperiment, seed: int, shortcut: str):
+def _run_config(family: str, depth: int, experiment: CifarExperiment, seed: int, shortcut: str):
     """The results-cache name, configuration and recipe of one run."""
     data = experiment_data(experiment.data)
     device = default_device()
@@ -136,7 +136,7 @@ def _run_config(family: str, depth: int, experiment: TrainingExperiment, seed: i
 def cifar_run(
     family: str,
     depth: int,
-    experiment: TrainingExperiment,
+    experiment: CifarExperiment,
     seed: int = 0,
     shortcut: str = "A",
     progress: bool = True,
@@ -164,7 +164,7 @@ def cifar_run(
     return run
 
 
-def is_stored(family: str, depth: int, experiment: TrainingExperiment, seed: int = 0, shortcut: str = "A") -> bool:
+def is_stored(family: str, depth: int, experiment: CifarExperiment, seed: int = 0, shortcut: str = "A") -> bool:
     """Whether :func:`cifar_run` would load this run from the results cache rather than train it."""
     name, config, _ = _run_config(family, depth, experiment, seed, shortcut)
     return results_cache().find(name, config) is not None
@@ -218,13 +218,13 @@ def train_in_workers(
     return True
 
 
-def _train_in_worker(family: str, depth: int, experiment: TrainingExperiment, seed: int, shortcut: str) -> None:
+def _train_in_worker(family: str, depth: int, experiment: CifarExperiment, seed: int, shortcut: str) -> None:
     cifar_run(family, depth, experiment, seed=seed, shortcut=shortcut, progress=False)
 
 
 def train_runs(
     jobs: list[tuple[str, int, int]],
-    experiment: TrainingExperiment,
+    experiment: CifarExperiment,
     shortcut: str = "A",
     progress: bool = True,
     workers: int | None = None,
@@ -240,46 +240,7 @@ def train_runs(
     return [cifar_run(f, d, experiment, seed=s, shortcut=shortcut, progress=progress) for f, d, s in jobs]
 
 
-def train_experiment(experiment: TrainingExperiment, progress: bool = True) -> list[CifarRun]:
+def train_experiment(experiment: CifarExperiment, progress: bool = True) -> list[CifarRun]:
     """Every net of ``experiment``: both families, every depth and seed (what chapters 1, 3 and 5 use)."""
     jobs = [(f, d, s) for f in FAMILIES for d in experiment.depths for s in experiment.seeds]
     return train_runs(jobs, experiment, progress=progress)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m resnet_lib.runs``: train the active profile's CIFAR nets into the results cache."""
-    import argparse
-    import time
-
-    from resnet_lib.profiles import get_profile
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--profile", help="ci, default or full (default: $RESNET_BOOK_PROFILE)")
-    args = parser.parse_args(argv)
-    try:
-        profile = set_profile(args.profile) if args.profile else get_profile()
-    except ValueError as exc:
-        parser.exit(2, f"error: {exc}\n")
-    experiment = profile.degradation
-    started = time.perf_counter()
-    runs = train_experiment(experiment)
-    data = experiment_data(experiment.data)
-    print(
-        f"{len(runs)} nets of profile {profile.name!r} on {data.label} ({len(data.train_y):,} training images) "
-        f"in the results cache, {time.perf_counter() - started:.0f} s"
-    )
-    from resnet_lib.chapters.residual_family import train_family  # chapter 8's nets (it imports this module)
-
-    started = time.perf_counter()
-    family = train_family(profile.residual_family)
-    print(
-        f"chapter 8: {sum(map(len, family.values()))} nets of profile {profile.name!r} in the results cache, "
-        f"{time.perf_counter() - started:.0f} s"
-    )
-    return 0
-
-
-if __name__ == "__main__":  # run the importable module's main, so that workers unpickle resnet_lib.runs' functions
-    from resnet_lib import runs
-
-    raise SystemExit(runs.main())

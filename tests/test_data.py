@@ -351,8 +351,8 @@ def test_data_specs_are_checked_at_construction(kwargs, message):
 
 
 def test_a_fractional_width_is_refused_at_construction():
-    from resnet_lib.profiles import TrainingExperiment
+    from resnet_lib.profiles import CifarExperiment
     from resnet_lib.recipe import Recipe
 
-    with pytest.raises(ValueError, match=r"TrainingExperiment.width must be a whole number >= 1, got 2.5"):
-        TrainingExperiment(DataSpec(), Recipe(), width=2.5)
+    with pytest.raises(ValueError, match=r"CifarExperiment.width must be a whole number >= 1, got 2.5"):
+        CifarExperiment(DataSpec(), Recipe(), width=2.5)

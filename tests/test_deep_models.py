@@ -27,7 +27,7 @@ def test_output_shape_and_depth_counts_weight_layers(arch, image_size):
 @pytest.mark.parametrize("cls", [DeepMLP, DeepConvNet])
 def test_batchnorm_follows_every_hidden_layer_and_replaces_its_bias(cls):
     args = (3 * 8 * 8,) if cls is DeepMLP else (3,)
-    with_bn, without = cls(*args, depth=5, width=4, batchnorm=True), cls(*args, depth=5, width=4)
+    with_bn, without = cls(*args, depth=5, width=4, batch_norm=True), cls(*args, depth=5, width=4)
     norms = [m for m in with_bn.modules() if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d)]
     assert len(norms) == 4 and not any(isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d) for m in without.modules())
     hidden_bn = [m for _, m in weight_layers(with_bn)][:-1]
@@ -65,9 +65,9 @@ def test_conv_fan_in_counts_the_kernel():
 
 def test_same_seed_same_net():
     torch.manual_seed(3)
-    a = deep_net("conv", depth=4, width=4, activation="sigmoid", batchnorm=True, image_size=8)
+    a = deep_net("conv", depth=4, width=4, activation="sigmoid", batch_norm=True, image_size=8)
     torch.manual_seed(3)
-    b = deep_net("conv", depth=4, width=4, activation="sigmoid", batchnorm=True, image_size=8)
+    b = deep_net("conv", depth=4, width=4, activation="sigmoid", batch_norm=True, image_size=8)
     for (_, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(p, q)
 

@@ -13,10 +13,10 @@ from resnet_lib.chapters import degradation as dg
 from resnet_lib.models import cifar_net
 from resnet_lib.plots import curves, style
 from resnet_lib.plots import residual_networks as figs
-from resnet_lib.profiles import DataSpec, TrainingExperiment
+from resnet_lib.profiles import CifarExperiment, DataSpec
 from resnet_lib.recipe import Recipe
 
-TINY = TrainingExperiment(
+TINY = CifarExperiment(
     data=DataSpec(dataset="standin", n_train=64, n_test=32, image_size=8),
     recipe=Recipe(epochs=2, batch_size=32, warmup_steps=1),
     width=2,
@@ -145,7 +145,7 @@ def test_seed_verdict_calls_overlapping_spreads_unresolved():
 def test_a_longer_experiment_multiplies_epochs_and_steps_and_keeps_the_rest():
     from resnet_lib.profiles import PROFILES
 
-    base = PROFILES["ci"].degradation
+    base = PROFILES["ci"].cifar
     long = base.longer(3)
     assert long.recipe.epochs == 3 * base.recipe.epochs
     assert long.recipe.warmup_steps == base.recipe.warmup_steps

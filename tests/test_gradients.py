@@ -68,17 +68,17 @@ def _tiny_experiment(**kw) -> GradientFlowExperiment:
 
 def test_norms_match_a_hand_written_backward_pass():
     torch.manual_seed(0)
-    net = DeepMLP(in_features=12, depth=4, width=5, activation="sigmoid", n_classes=3).double()
+    net = DeepMLP(in_features=12, depth=4, width=5, activation="sigmoid", num_classes=3).double()
     x, y = torch.randn(7, 3, 2, 2, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2, 2])
     ours = gradient_norms_per_layer(net, x, y)
     assert ours.shape == (4,) and ours.dtype == np.float64
     np.testing.assert_allclose(ours, _manual_norms(net, x, y), rtol=1e-10)
 
 
-@pytest.mark.parametrize(("arch", "activation", "batchnorm"), [("mlp", "tanh", False), ("conv", "relu", True)])
-def test_norms_match_autograd_backward(arch, activation, batchnorm):
+@pytest.mark.parametrize(("arch", "activation", "batch_norm"), [("mlp", "tanh", False), ("conv", "relu", True)])
+def test_norms_match_autograd_backward(arch, activation, batch_norm):
     torch.manual_seed(1)
-    net = deep_net(arch, depth=5, width=6, activation=activation, batchnorm=batchnorm, image_size=4).double()
+    net = deep_net(arch, depth=5, width=6, activation=activation, batch_norm=batch_norm, image_size=4).double()
     x, y = torch.randn(9, 3, 4, 4, dtype=torch.float64), torch.arange(9) % 10
     ours = gradient_norms_per_layer(net, x, y)
     reference = copy.deepcopy(net)
@@ -89,7 +89,7 @@ def test_norms_match_autograd_backward(arch, activation, batchnorm):
 
 def test_measuring_leaves_the_model_as_it_was():
     torch.manual_seed(2)
-    net = deep_net("conv", depth=4, width=4, activation="relu", batchnorm=True, image_size=4)
+    net = deep_net("conv", depth=4, width=4, activation="relu", batch_norm=True, image_size=4)
     net.eval()
     before = copy.deepcopy(net.state_dict())
     gradient_norms_per_layer(net, torch.randn(8, 3, 4, 4), torch.arange(8))
@@ -101,7 +101,7 @@ def test_measuring_leaves_the_model_as_it_was():
 
 def test_train_mode_uses_batch_statistics():
     torch.manual_seed(2)
-    net = deep_net("mlp", depth=3, width=4, activation="relu", batchnorm=True, image_size=2)
+    net = deep_net("mlp", depth=3, width=4, activation="relu", batch_norm=True, image_size=2)
     x, y = 5 + 3 * torch.randn(16, 3, 2, 2), torch.arange(16) % 10
     assert not np.allclose(gradient_norms_per_layer(net, x, y), gradient_norms_per_layer(net, x, y, train_mode=False))
 
@@ -194,7 +194,7 @@ def test_the_explorer_redraws_when_a_control_changes():
     assert explorer.flow.at_init.shape == (2, 4)
     explorer.controls["depth"].value = 6
     assert explorer.flow.at_init.shape == (2, 6)
-    explorer.controls["batchnorm"].value = True
+    explorer.controls["batch_norm"].value = True
     assert explorer.flow.label == "sigmoid+bn"
     assert "application/vnd.jupyter.widget-view+json" in explorer._repr_mimebundle_()
     with pytest.raises(ValueError, match="unknown architecture 'rnn'"):

@@ -41,30 +41,30 @@ def test_an_unknown_profile_is_refused(monkeypatch):
 def test_every_profile_is_well_formed(name):
     p = PROFILES[name]
     assert isinstance(p, Profile) and p.name == name and p.description
-    for experiment in (p.degradation,):
+    for experiment in (p.cifar,):
         assert experiment.data.dataset in ("auto", "cifar10", "standin")
         assert 32 % experiment.data.image_size == 0
         assert experiment.width >= 1 and experiment.seeds
-    for depth in (*p.degradation.depths, p.features.depth):
+    for depth in (*p.cifar.depths, p.features.depth):
         blocks_per_stage(depth)  # every depth is 6n+2
     # Chapter 6 lesions the degradation experiment's nets: its depth must be one the experiment trains.
-    assert p.paths.depth in p.degradation.depths and p.paths.deletion_draws >= 1 and p.paths.path_samples >= 1
+    assert p.paths.depth in p.cifar.depths and p.paths.deletion_draws >= 1 and p.paths.path_samples >= 1
     assert all(1 <= k <= 3 * blocks_per_stage(p.paths.depth) for k in p.paths.deletion_ks)
     # Chapter 1 probes the degradation experiment's net, so the results cache shares it.
-    assert p.features.depth in p.degradation.depths and p.features.seeds and p.features.pool >= 1
+    assert p.features.depth in p.cifar.depths and p.features.seeds and p.features.pool >= 1
     assert p.as_dict()["name"] == name
 
 
 def test_ci_is_smaller_than_default_and_full_is_the_papers_recipe():
     ci, default, full = PROFILES["ci"], PROFILES["default"], PROFILES["full"]
-    assert ci.degradation.data.n_train <= default.degradation.data.n_train
-    assert ci.degradation.recipe.epochs <= default.degradation.recipe.epochs
+    assert ci.cifar.data.n_train <= default.cifar.data.n_train
+    assert ci.cifar.recipe.epochs <= default.cifar.recipe.epochs
     assert len(ci.shattering.seeds) <= len(default.shattering.seeds)
     small, big = ci.landscape, full.landscape
     assert small.points_2d <= big.points_2d and small.n_images <= big.n_images
     assert small.lanczos_iterations <= big.lanczos_iterations
     assert small.points_1d % 2 == small.points_2d % 2 == 1  # odd: the trained weights are a grid point
-    d = full.degradation
+    d = full.cifar
     assert (d.data.dataset, d.data.n_train, d.data.n_val, d.data.image_size) == ("cifar10", None, 5000, 32)
     r = d.recipe
     assert (r.max_steps, r.lr, r.batch_size, r.lr_milestones) == (64_000, 0.1, 128, (0.5, 0.75))
@@ -74,7 +74,7 @@ def test_ci_is_smaller_than_default_and_full_is_the_papers_recipe():
 
 def test_every_profile_trains_in_float32_as_the_paper_did():
     for profile in PROFILES.values():  # bfloat16 is opt-in: it made ResNet-56 less stable at the ci budget
-        assert profile.degradation.recipe.precision == "fp32"
+        assert profile.cifar.recipe.precision == "fp32"
         assert profile.gradient_flow.recipe(10, 256).precision == "fp32"
 
 
@@ -82,19 +82,19 @@ def test_the_book_says_which_arithmetic_trained_its_networks():
     assert training_arithmetic(PROFILES["ci"]) == training_arithmetic(PROFILES["full"]) == "float32"
     rows = dict(environment_table(PROFILES["ci"]))
     assert rows["training arithmetic (chapters 1, 3, 5)"].startswith("float32 (Recipe(precision='fp32')")
-    fast = replace(PROFILES["ci"], degradation=replace(PROFILES["ci"].degradation, recipe=Recipe(precision="auto")))
+    fast = replace(PROFILES["ci"], cifar=replace(PROFILES["ci"].cifar, recipe=Recipe(precision="auto")))
     expected = "bfloat16 mixed precision" if resolve_precision("auto", default_device()) == "bf16" else "float32"
     assert training_arithmetic(fast) == expected
 
 
 def test_only_the_full_profile_warms_resnet_110_up_as_the_paper_did():
-    full = PROFILES["full"].degradation
+    full = PROFILES["full"].cifar
     warm = full.recipe_for(110)
     assert (warm.warmup_steps, warm.warmup_lr) == (400, 0.01)
     assert [warm.lr_at(s, 64_000) for s in (0, 399, 400)] == pytest.approx([0.01, 0.01, 0.1])
     assert full.recipe_for(56) == full.recipe
     for name in ("ci", "default"):
-        experiment = PROFILES[name].degradation
+        experiment = PROFILES[name].cifar
         assert experiment.recipe_for(110) == experiment.recipe
 
 
@@ -102,17 +102,17 @@ def test_a_gpu_buys_the_default_profile_a_larger_budget():
     for profile in PROFILES.values():
         assert profile.for_device("cpu") is profile
         on_gpu = profile.for_device("cuda")
-        if profile.degradation_on_gpu is None:
+        if profile.cifar_on_gpu is None:
             assert on_gpu is profile
             continue
-        cpu, gpu = profile.degradation, on_gpu.degradation
-        assert gpu is profile.degradation_on_gpu and on_gpu.degradation_on_gpu is None
+        cpu, gpu = profile.cifar, on_gpu.cifar
+        assert gpu is profile.cifar_on_gpu and on_gpu.cifar_on_gpu is None
         assert gpu.data.image_size >= cpu.data.image_size and gpu.depths == cpu.depths
         assert gpu.seeds == cpu.seeds and gpu.width == cpu.width
         assert gpu.data.n_train is None or (cpu.data.n_train is not None and gpu.data.n_train >= cpu.data.n_train)
         assert gpu.recipe.epochs >= cpu.recipe.epochs
         assert on_gpu.features == profile.features and on_gpu.gradient_flow == profile.gradient_flow
-    assert PROFILES["default"].degradation_on_gpu is not None  # what a Colab GPU runtime gets
+    assert PROFILES["default"].cifar_on_gpu is not None  # what a Colab GPU runtime gets
     with pytest.raises(ValueError, match=r"unknown device 'tpu'; choose 'cpu' or 'cuda'"):
         PROFILES["ci"].for_device("tpu")
 
@@ -120,9 +120,9 @@ def test_a_gpu_buys_the_default_profile_a_larger_budget():
 def test_get_profile_sizes_for_the_device(monkeypatch):
     monkeypatch.setenv(PROFILE_ENV, "default")
     assert get_profile("cpu") is PROFILES["default"]
-    assert get_profile("cuda").degradation == PROFILES["default"].degradation_on_gpu
+    assert get_profile("cuda").cifar == PROFILES["default"].cifar_on_gpu
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert get_profile().degradation == PROFILES["default"].degradation_on_gpu
+    assert get_profile().cifar == PROFILES["default"].cifar_on_gpu
 
 
 def test_glue_stores_numpy_and_torch_scalars_as_plain_numbers(monkeypatch):
@@ -148,7 +148,7 @@ def test_chapter_5_sizes_live_in_the_profile_and_refuse_bad_values():
     from resnet_lib.profiles import PROFILES, ResponsesExperiment
 
     for profile in PROFILES.values():
-        sizes, n_test = profile.responses, profile.degradation.data.n_test
+        sizes, n_test = profile.responses, profile.cifar.data.n_test
         assert n_test is None or 2 * sizes.line_pairs <= n_test  # the pairs are test images 0-1, 2-3, ...
     with pytest.raises(ValueError, match=r"ResponsesExperiment\.line_pairs") as info:
         ResponsesExperiment(line_pairs=0)

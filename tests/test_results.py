@@ -12,7 +12,7 @@ import torch
 
 import resnet_lib.results as results
 import resnet_lib.runs as runs
-from resnet_lib.profiles import DataSpec, TrainingExperiment
+from resnet_lib.profiles import CifarExperiment, DataSpec
 from resnet_lib.recipe import Recipe
 from resnet_lib.results import load_or_run, read_run, result_key
 from resnet_lib.runs import cifar_run
@@ -217,7 +217,7 @@ def test_the_library_hash_covers_its_source(tmp_path, monkeypatch):
 
 
 def test_cifar_run_trains_once_then_loads(capsys):
-    experiment = TrainingExperiment(
+    experiment = CifarExperiment(
         data=DataSpec(dataset="standin", n_train=64, n_test=32, image_size=8),
         recipe=Recipe(epochs=1, batch_size=32),
         width=4,
@@ -238,7 +238,7 @@ def test_cifar_run_trains_once_then_loads(capsys):
 
 def test_cifar_run_keys_what_changes_the_arithmetic(monkeypatch):
     """Threads and precision change a run's numbers, so they are part of its key (and recorded)."""
-    experiment = TrainingExperiment(
+    experiment = CifarExperiment(
         data=DataSpec(dataset="standin", n_train=64, n_test=32, image_size=8),
         recipe=Recipe(epochs=1, batch_size=32, precision="auto"),
         width=4,
@@ -263,7 +263,7 @@ def test_cifar_run_keys_what_changes_the_arithmetic(monkeypatch):
 
 
 def test_cifar_run_trains_deep_nets_with_the_experiments_deep_warmup():
-    experiment = TrainingExperiment(
+    experiment = CifarExperiment(
         data=DataSpec(dataset="standin", n_train=64, n_test=32, image_size=8),
         recipe=Recipe(epochs=1, batch_size=32),
         width=4,
@@ -279,7 +279,7 @@ def test_cifar_run_trains_deep_nets_with_the_experiments_deep_warmup():
 
 # ----------------------------------------------------------------------------- issue 18: runs that never lie
 
-TINY = TrainingExperiment(
+TINY = CifarExperiment(
     data=DataSpec(dataset="standin", n_train=64, n_test=32, image_size=8),
     recipe=Recipe(epochs=1, batch_size=32),
     width=4,

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import resnet_lib.runs as runs_mod
-from resnet_lib.profiles import DataSpec, TrainingExperiment, profile_name, set_profile
+from resnet_lib.profiles import CifarExperiment, DataSpec, profile_name, set_profile
 from resnet_lib.recipe import Recipe
 from resnet_lib.results import results_dir
 
-TINY = TrainingExperiment(
+TINY = CifarExperiment(
     data=DataSpec(dataset="standin", n_train=96, n_test=32, image_size=8),
     recipe=Recipe(epochs=2, batch_size=32),
     width=4,

@@ -19,7 +19,7 @@ from resnet_lib import paper
 from resnet_lib.data import ImageDataset
 from resnet_lib.models import FAMILIES, blocks_per_stage, cifar_net, count_parameters
 from resnet_lib.models.state import preserved_state
-from resnet_lib.profiles import TrainingExperiment
+from resnet_lib.profiles import CifarExperiment
 from resnet_lib.runs import CifarRun, experiment_data, train_runs
 
 #: The rows of Table 6 that :func:`table6_rows` builds (ResNet-1202, 19.4M parameters, is left to chapter 8).
@@ -28,7 +28,7 @@ TABLE6_DEPTHS = (20, 32, 44, 56, 110)
 
 def train_nets(
     family: str,
-    experiment: TrainingExperiment,
+    experiment: CifarExperiment,
     depths: tuple[int, ...] | None = None,
     progress: bool = True,
 ) -> dict[int, list[CifarRun]]:
@@ -108,7 +108,7 @@ def error_rate(scores: Tensor, y: Tensor) -> float:
     return (scores.argmax(1) != y).float().mean().item()
 
 
-def budget_summary(experiment: TrainingExperiment) -> str:
+def budget_summary(experiment: CifarExperiment) -> str:
     """One paragraph (plain text) on what an experiment trains on, for how long, beside the paper."""
     data = experiment_data(experiment.data)
     recipe = experiment.recipe

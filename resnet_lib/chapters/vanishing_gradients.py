@@ -31,7 +31,7 @@ class GradientFlow:
 
     arch: str
     activation: str
-    batchnorm: bool
+    batch_norm: bool
     init_scale: float
     depth: int
     width: int
@@ -54,7 +54,7 @@ class GradientFlow:
     @property
     def label(self) -> str:
         """``sigmoid``, ``tanh``, ``relu`` with ``+bn`` appended for BatchNorm."""
-        return self.activation + ("+bn" if self.batchnorm else "")
+        return self.activation + ("+bn" if self.batch_norm else "")
 
     def norms(self, when: str = "init") -> np.ndarray:
         """The (seeds, layers) array measured at ``"init"`` or after training (``"trained"``)."""
@@ -88,7 +88,7 @@ def _probe_batch(data: ImageDataset, batch_size: int) -> tuple[Tensor, Tensor]:
 def measure_gradient_flow(
     arch: str,
     activation: str,
-    batchnorm: bool,
+    batch_norm: bool,
     data: ImageDataset,
     experiment: GradientFlowExperiment,
     init_scale: float = 1.0,
@@ -107,11 +107,11 @@ def measure_gradient_flow(
     width = experiment.width_for(arch)
     x, y = _probe_batch(data, experiment.batch_size)
     at_init, trained, histories = [], [], []
-    label = activation + ("+BN" if batchnorm else "")
+    label = activation + ("+BN" if batch_norm else "")
     for seed in tqdm(seeds, desc=f"{arch} {label}", disable=not progress, leave=False, unit="seed"):
         with single_thread():
             torch.manual_seed(seed)
-            net = deep_net(arch, depth, width, activation, batchnorm, init_scale, image_size=data.image_size)
+            net = deep_net(arch, depth, width, activation, batch_norm, init_scale, image_size=data.image_size)
             at_init.append(gradient_norms_per_layer(net, x, y))
             if steps:
                 history = fit(net, data, experiment.recipe(steps, len(data.train_y)), seed=seed, progress=False)
@@ -120,7 +120,7 @@ def measure_gradient_flow(
     return GradientFlow(
         arch=arch,
         activation=activation,
-        batchnorm=batchnorm,
+        batch_norm=batch_norm,
         init_scale=init_scale,
         depth=depth,
         width=width,
@@ -132,7 +132,7 @@ def measure_gradient_flow(
     )
 
 
-#: The four settings the chapter compares, as (activation, batchnorm).
+#: The four settings the chapter compares, as (activation, batch_norm).
 SETTINGS: tuple[tuple[str, bool], ...] = (("sigmoid", False), ("tanh", False), ("relu", False), ("relu", True))
 
 

@@ -63,11 +63,11 @@ class DeepNet(nn.Module):
 
     arch: str = ""
 
-    def __init__(self, depth: int, width: int, activation: str, batchnorm: bool, init_scale: float) -> None:
+    def __init__(self, depth: int, width: int, activation: str, batch_norm: bool, init_scale: float) -> None:
         super().__init__()
         _check_sizes(depth, width, init_scale)
         self.depth, self.width = depth, width
-        self.activation, self.batchnorm, self.init_scale = _check_activation(activation), bool(batchnorm), init_scale
+        self.activation, self.batch_norm, self.init_scale = _check_activation(activation), bool(batch_norm), init_scale
 
     def _finish(self, hidden: list[nn.Module], norms: list[nn.Module], classifier: nn.Linear) -> None:
         gain = init_gain(self.activation)
@@ -82,7 +82,7 @@ class DeepNet(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"arch={self.arch}, depth={self.depth}, width={self.width}, activation={self.activation}, "
-            f"batchnorm={self.batchnorm}, init_scale={self.init_scale}"
+            f"batch_norm={self.batch_norm}, init_scale={self.init_scale}"
         )
 
 
@@ -97,15 +97,15 @@ class DeepMLP(DeepNet):
         depth: int = 20,
         width: int = 64,
         activation: str = "relu",
-        batchnorm: bool = False,
+        batch_norm: bool = False,
         init_scale: float = 1.0,
-        n_classes: int = 10,
+        num_classes: int = 10,
     ) -> None:
-        super().__init__(depth, width, activation, batchnorm, init_scale)
+        super().__init__(depth, width, activation, batch_norm, init_scale)
         sizes = [in_features] + [width] * (depth - 1)
-        hidden = [nn.Linear(a, b, bias=not batchnorm) for a, b in itertools.pairwise(sizes)]
-        norms = [nn.BatchNorm1d(width) if batchnorm else nn.Identity() for _ in hidden]
-        self._finish(hidden, norms, nn.Linear(width, n_classes))
+        hidden = [nn.Linear(a, b, bias=not batch_norm) for a, b in itertools.pairwise(sizes)]
+        norms = [nn.BatchNorm1d(width) if batch_norm else nn.Identity() for _ in hidden]
+        self._finish(hidden, norms, nn.Linear(width, num_classes))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x.flatten(1)))
@@ -123,17 +123,17 @@ class DeepConvNet(DeepNet):
         depth: int = 20,
         width: int = 16,
         activation: str = "relu",
-        batchnorm: bool = False,
+        batch_norm: bool = False,
         init_scale: float = 1.0,
-        n_classes: int = 10,
+        num_classes: int = 10,
     ) -> None:
-        super().__init__(depth, width, activation, batchnorm, init_scale)
+        super().__init__(depth, width, activation, batch_norm, init_scale)
         channels = [in_channels] + [width] * (depth - 1)
         hidden = [
-            nn.Conv2d(a, b, kernel_size=3, padding=1, bias=not batchnorm) for a, b in itertools.pairwise(channels)
+            nn.Conv2d(a, b, kernel_size=3, padding=1, bias=not batch_norm) for a, b in itertools.pairwise(channels)
         ]
-        norms = [nn.BatchNorm2d(width) if batchnorm else nn.Identity() for _ in hidden]
-        self._finish(hidden, norms, nn.Linear(width, n_classes))
+        norms = [nn.BatchNorm2d(width) if batch_norm else nn.Identity() for _ in hidden]
+        self._finish(hidden, norms, nn.Linear(width, num_classes))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x).mean(dim=(2, 3)))
@@ -144,16 +144,16 @@ def deep_net(
     depth: int = 20,
     width: int = 64,
     activation: str = "relu",
-    batchnorm: bool = False,
+    batch_norm: bool = False,
     init_scale: float = 1.0,
     image_size: int = 32,
     in_channels: int = 3,
-    n_classes: int = 10,
+    num_classes: int = 10,
 ) -> DeepNet:
     """A :class:`DeepMLP` (``arch="mlp"``) or :class:`DeepConvNet` (``arch="conv"``) for images
     of ``in_channels`` x ``image_size`` x ``image_size``."""
     if arch == "mlp":
-        return DeepMLP(in_channels * image_size**2, depth, width, activation, batchnorm, init_scale, n_classes)
+        return DeepMLP(in_channels * image_size**2, depth, width, activation, batch_norm, init_scale, num_classes)
     if arch == "conv":
-        return DeepConvNet(in_channels, depth, width, activation, batchnorm, init_scale, n_classes)
+        return DeepConvNet(in_channels, depth, width, activation, batch_norm, init_scale, num_classes)
     raise ValueError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHITECTURES)}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from resnet_lib.distributed import resolve_device
 from resnet_lib.full_results import sweep_store
-from resnet_lib.profiles import PROFILES, TrainingExperiment, profile_name
+from resnet_lib.profiles import PROFILES, CifarExperiment, profile_name
 from resnet_lib.results import RunStore
 from resnet_lib.training import resolve_precision
 
@@ -21,7 +21,7 @@ class Plan:
     """A sweep: one experiment, the nets to train with it, and where the results go."""
 
     profile: str
-    experiment: TrainingExperiment
+    experiment: CifarExperiment
     families: tuple[str, ...]
     depths: tuple[int, ...]
     seeds: tuple[int, ...]
@@ -68,7 +68,7 @@ def run_name(family: str, depth: int, seed: int) -> str:
 def make_plan(args: argparse.Namespace) -> Plan:
     """Turn parsed options into a :class:`Plan`; a ``ValueError`` names any bad combination."""
     profile = args.profile or profile_name()
-    exp = PROFILES[profile].degradation
+    exp = PROFILES[profile].cifar
     data_over = {k: getattr(args, k) for k in ("dataset", "n_train", "n_val", "n_test", "image_size")}
     data = replace(exp.data, **{k: v for k, v in data_over.items() if v is not None})
     recipe_over = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "warmup_steps", "precision")}
