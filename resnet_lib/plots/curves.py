@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from matplotlib.axes import Axes
+
+from resnet_lib.models import net_label
+from resnet_lib.plots.style import depth_shade
 
 
 def plot_error_curves(
@@ -68,3 +71,24 @@ def add_line_style_legend(ax: Axes, loc: str = "upper right") -> None:
     ax.legend(handles, ["training error (dashed)", "test error (solid)"], loc=loc, fontsize=8, frameon=False)
     if first is not None:
         ax.add_artist(first)
+
+
+def plot_depth_curves(
+    ax: Axes,
+    family: str,
+    curves: Mapping[int, Sequence[Sequence[dict]]],
+    legend: str = "lower left",
+    line_styles: str | None = "lower right",
+    ylim: float = 100,
+) -> Axes:
+    """Error curves of one family's nets, one shade of its colour per depth (``curves[depth]``: one
+    ``History.epochs`` list per seed); a legend of the nets at ``legend`` and, unless ``line_styles`` is
+    ``None``, the dashed/solid legend there."""
+    depths = tuple(curves)
+    for depth, histories in curves.items():
+        plot_seed_curves(ax, histories, depth_shade(family, depth, depths), net_label(family, depth))
+    ax.legend(loc=legend)
+    if line_styles is not None:
+        add_line_style_legend(ax, loc=line_styles)
+    ax.set_ylim(0, ylim)
+    return ax

@@ -1,4 +1,5 @@
-"""Concept figures that no run measures: drawn from the argument itself (chapter 3's function classes)."""
+"""Chapter 3's figures: plain-56 given more steps, the built plain-56 beside the trained nets, and the
+function classes (a concept figure that no run measures, drawn from the argument itself)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.patches import Ellipse
+from matplotlib.patches import Ellipse, Patch
 
-from resnet_lib.plots.style import family_color
+from resnet_lib.plots.style import depth_shade, family_color, new_figure, titled
 
 
 def _function_class(ax: Axes, centre: tuple[float, float], size: tuple[float, float], colour, label: str) -> None:
@@ -63,3 +64,51 @@ def plot_function_classes(depths: Sequence[int] = (20, 56)) -> tuple[Figure, lis
 
 
 __all__ = ["plot_function_classes"]
+
+
+def plot_longer_plain(
+    plain20: Sequence[dict],
+    plain56: Sequence[dict],
+    longer56: Sequence[dict],
+    factor: int,
+    title: str,
+    dataset_label: str,
+) -> Axes:
+    """Training error against step: plain-20 and plain-56 at the profile's steps, and plain-56 with ``factor``
+    times as many. Each argument is one run's ``History.epochs`` (dicts with ``step`` and ``train_error``)."""
+    _, ax = new_figure(figsize=(7, 4.2))
+    for epochs, colour, name in (
+        (plain20, depth_shade("plain", 20, (20, 56)), "plain-20, 1x steps"),
+        (plain56, depth_shade("plain", 56, (20, 56)), "plain-56, 1x steps"),
+        (longer56, family_color("plain"), f"plain-56, {factor}x steps"),
+    ):
+        ax.plot([e["step"] for e in epochs], [100 * e["train_error"] for e in epochs], color=colour, label=name)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("training error (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(loc="upper right")
+    return titled(ax, title, dataset_label)
+
+
+def plot_built_vs_trained(errors: dict[tuple[str, str], float], names: Sequence[str], dataset_label: str) -> Axes:
+    """Training (hatched) and test error (%) of each net in ``names``: ``errors[name, "train" | "test"]``.
+
+    The names are, in order, the trained shallow net, the net built from it, the deep net trained from scratch.
+    """
+    colours = [depth_shade("plain", 20, (20, 56)), family_color("constructed"), family_color("plain")]
+    _, ax = new_figure(figsize=(7, 3.8))
+    for i, (name, colour) in enumerate(zip(names, colours, strict=True)):
+        for dx, split, hatch in ((-0.18, "train", "//"), (0.18, "test", None)):
+            ax.bar(i + dx, errors[name, split], 0.36, color=colour, hatch=hatch, edgecolor="white")
+            ax.text(i + dx, errors[name, split] + 1, f"{errors[name, split]:.1f}", ha="center", fontsize=8)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("error (%), eval mode, no augmentation")
+    ax.set_ylim(0, 110)
+    grey = [Patch(facecolor="0.6", hatch="//", edgecolor="white"), Patch(facecolor="0.6")]
+    ax.legend(grey, ["training error", "test error"], loc="upper center", ncols=2, frameon=False)
+    return titled(ax, f"Two {_depth(names[1])}-layer plain nets: one built from plain-20, one trained", dataset_label)
+
+
+def _depth(name: str) -> str:
+    """``"built plain-56"`` -> ``"56"``."""
+    return name.rsplit("-", 1)[-1]

@@ -1,11 +1,22 @@
-"""Chapter 5's figures: the plain and residual building block, drawn."""
+"""Chapter 5's figures: the building block drawn, plain against residual curves, gradients per layer,
+response strengths (He et al. Fig. 7) and gradients along a line between two images."""
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
-from matplotlib.axes import Axes
+from collections.abc import Mapping, Sequence
 
-from resnet_lib.plots.style import family_color
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from resnet_lib.models import net_label
+from resnet_lib.plots.curves import plot_depth_curves
+from resnet_lib.plots.style import SERIES_COLORS, depth_shade, family_color, new_figure
+
+#: What a run's curves are: one ``History.epochs`` list per seed, by family and depth.
+SeedCurves = Mapping[str, Mapping[int, Sequence[Sequence[dict]]]]
 
 
 def draw_basic_block(ax: Axes, residual: bool = True) -> Axes:
@@ -57,3 +68,101 @@ def draw_basic_block(ax: Axes, residual: bool = True) -> Axes:
         ax.set_title("plain block", color=colour)
     ax.add_patch(FancyArrowPatch((5.0, 1.55), (5.0, 1.2), arrowstyle="-", color="0.2", lw=1.2))
     return ax
+
+
+def plot_plain_vs_residual(curves: SeedCurves, title: str, ylim: float = 100, style_legend: bool = True) -> Figure:
+    """Error curves over seeds, plain nets left and residual nets right (``curves[family][depth]``: one
+    ``History.epochs`` per seed), each depth a shade of its family's colour."""
+    fig, axes = new_figure(1, 2, figsize=(10, 4.2), sharey=True)
+    for ax, family in zip(axes, ("plain", "residual"), strict=True):
+        styles = "upper right" if style_legend and family == "residual" else None
+        plot_depth_curves(ax, family, curves[family], "lower left" if style_legend else "upper right", styles, ylim)
+        ax.set_title("plain networks" if family == "plain" else "residual networks (option A)")
+    axes[1].set_ylabel("")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_layer_gradients(
+    norms: Mapping[tuple[str, str], Sequence[float]], n_images: int, dataset_label: str, depth: int
+) -> Figure:
+    """|d loss / d weights| of every 3x3 layer (``norms[state, family]``), one panel per state."""
+    fig, axes = new_figure(1, 2, figsize=(10, 4.2), sharey=True)
+    states = list(dict.fromkeys(state for state, _ in norms))
+    for ax, state in zip(axes, states, strict=True):
+        for family in ("plain", "residual"):
+            g = norms[state, family]
+            ax.semilogy(range(1, len(g) + 1), g, color=family_color(family), label=net_label(family, depth))
+        ax.set_xlabel("3x3 layer (1 = first, input side)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(state)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2)
+    axes[0].set_ylabel("|d loss / d weights| (log scale)")
+    fig.suptitle(f"Gradient norm per layer, one batch of {n_images} training images\n{dataset_label}")
+    return fig
+
+
+def plot_response_std(stds: Mapping[tuple[str, int], np.ndarray], dataset_label: str) -> Figure:
+    """He et al.'s Fig. 7: the std of each 3x3 layer's response (``stds[family, depth]``), in layer order (top)
+    and sorted by size (bottom)."""
+    fig, axes = new_figure(2, 1, figsize=(8, 6.4))
+    depths = sorted({d for _, d in stds})
+    for (family, depth), s in stds.items():
+        style = {"color": depth_shade(family, depth, depths), "label": net_label(family, depth), "marker": ".", "ms": 3}
+        axes[0].plot(range(1, len(s) + 1), s, **style)
+        axes[1].plot(range(1, len(s) + 1), sorted(s, reverse=True), **style)
+    axes[0].set_xlabel("3x3 layer index (input side first)")
+    axes[1].set_xlabel("3x3 layers, sorted by response")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("std of response")
+    axes[0].legend(ncols=2)
+    axes[0].set_title(
+        f"Standard deviation of each 3x3 layer's response after BatchNorm (He et al. Fig. 7)\n{dataset_label}"
+    )
+    return fig
+
+
+def plot_line_gradients(
+    first_line: Mapping[str, np.ndarray],
+    lag1: Mapping[tuple[str, str, int], float],
+    depth: int,
+    n_pairs: int,
+    dataset_label: str,
+) -> Figure:
+    """Left: the first quarter of d logit / dt along one line, for the ``depth``-layer plain and residual nets at
+    initialization (``first_line[family]``). Right: the mean lag-1 autocorrelation per net (``lag1[state, family,
+    depth]``), the shallower net of each family hatched."""
+    fig, axes = new_figure(1, 2, figsize=(10, 3.8), width_ratios=(1.4, 1))
+    for family, g in first_line.items():
+        g = np.asarray(g)
+        quarter = len(g) // 4
+        t = np.linspace(0, 1, len(g))[:quarter]
+        axes[0].plot(
+            t, g[:quarter] / np.abs(g[:quarter]).max(), color=family_color(family), lw=1.2, marker=".", ms=3,
+            label=net_label(family, depth),
+        )  # fmt: skip
+    axes[0].set_xlabel("t, position on the line from image a to image b")
+    axes[0].set_ylabel("d logit / dt (scaled to max 1)")
+    axes[0].set_title("first quarter of one line, at initialization")
+    axes[0].set_ylim(-1.1, 1.6)  # room above the curves for the legend
+    axes[0].legend(loc="upper center", ncols=2)
+    states = list(dict.fromkeys(state for state, _, _ in lag1))
+    bars = list(dict.fromkeys((f, d) for _, f, d in lag1))
+    depths = sorted({d for _, d in bars})
+    width = 0.8 / len(bars)
+    for i, (family, d) in enumerate(bars):
+        offsets = [k + (i - (len(bars) - 1) / 2) * width for k in range(len(states))]
+        axes[1].bar(
+            offsets, [lag1[s, family, d] for s in states], width, color=depth_shade(family, d, depths),
+            hatch="//" if d == min(depths) else None, edgecolor="white", label=net_label(family, d),
+        )  # fmt: skip
+    axes[1].set_xticks(range(len(states)), states)
+    axes[1].set_ylabel("lag-1 autocorrelation of d logit / dt")
+    axes[1].axhline(0, color=SERIES_COLORS["white noise"], lw=1)
+    axes[1].set_ylim(-0.1, 1.3)
+    axes[1].legend(fontsize=8, ncols=2, loc="upper center")
+    axes[1].set_title(f"mean over {n_pairs} image pairs")
+    fig.suptitle(f"Gradients along a line between two test images\n{dataset_label}")
+    return fig

@@ -230,3 +230,35 @@ def depth_explorer(
     out = widgets.interactive_output(draw, {"kind_name": kind, "depth_value": depth, "seed_value": net_seed})
     panel.children = [widgets.HBox([kind, depth, net_seed]), out]
     return panel
+
+
+def plot_bias_kinks(x: np.ndarray, panels: Sequence[tuple[NetSpec, np.ndarray]], grid: str) -> plt.Figure:
+    """One panel per net: its input gradient df/dx on ``x``, titled with how many distinct values it takes."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.2), squeeze=False)
+    for ax, (spec, g) in zip(axes[0], panels, strict=True):
+        ax.plot(x, g, **net_style(spec), lw=1)
+        ax.set_title(f"{spec.label}: {distinct_values(g)} distinct values")
+        ax.set_xlabel("input x")
+        ax.set_ylabel("df/dx (output per unit input)")
+    fig.suptitle(f"Biases decide whether a plain net without BN can have kinks ({grid})")
+    return fig
+
+
+def distinct_values(g: np.ndarray, decimals: int = 5) -> int:
+    """How many different values ``g`` takes, after scaling to max |g| = 1 and rounding to ``decimals``."""
+    return len(np.unique(np.round(g / np.abs(g).max(), decimals)))
+
+
+def plot_switching(switching: Sequence[tuple[NetSpec, np.ndarray]], n_nets: int, grid: str) -> plt.Axes:
+    """Percentage of units per hidden layer that switch (neither always on nor always off), one line per net."""
+    _, ax = plt.subplots(figsize=(7, 3.6))
+    for spec, fraction in switching:
+        layers = np.arange(1, len(fraction) + 1)
+        ax.plot(layers, 100 * np.asarray(fraction), marker="o", ms=3, label=spec.label, **net_style(spec))
+    ax.set_xlabel("hidden layer")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("units that switch on [-2, 2] (%)")
+    ax.set_ylim(0, 105)
+    ax.legend()
+    ax.set_title(f"Units that are neither always on nor always off\n(mean of {n_nets} nets; {grid})")
+    return ax

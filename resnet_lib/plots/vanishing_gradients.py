@@ -135,7 +135,7 @@ def plot_losses(
 def plot_flow_grid(
     flows: dict[tuple[float, bool], list[GradientFlow]], dataset_label: str, when: str = "init"
 ) -> tuple[Figure, np.ndarray]:
-    """A grid of :func:`plot_gradient_flow` panels, one per ``(init_scale, batchnorm)`` key:
+    """A grid of :func:`plot_gradient_flow` panels, one per ``(init_scale, batch_norm)`` key:
     rows are initialization scales, columns BatchNorm off / on; all panels share one y-axis."""
     scales = sorted({scale for scale, _ in flows})
     norms = sorted({bn for _, bn in flows})
@@ -178,7 +178,7 @@ class GradientFlowExplorer:
         activation: str = "sigmoid",
         depth: int | None = None,
         init_scale: float = 1.0,
-        batchnorm: bool = False,
+        batch_norm: bool = False,
         max_depth: int = 60,
     ) -> None:
         import ipywidgets as widgets
@@ -210,14 +210,14 @@ class GradientFlowExplorer:
                 continuous_update=False,
                 style=style,
             ),
-            "batchnorm": widgets.Checkbox(value=batchnorm, description="BatchNorm"),
+            "batch_norm": widgets.Checkbox(value=batch_norm, description="BatchNorm"),
         }
         self.output = widgets.Output()
         c = self.controls
         self.widget = widgets.VBox(
             [
                 widgets.HBox([c["arch"], c["activation"]]),
-                widgets.HBox([c["depth"], c["init_scale"], c["batchnorm"]]),
+                widgets.HBox([c["depth"], c["init_scale"], c["batch_norm"]]),
                 self.output,
             ]
         )
@@ -237,7 +237,7 @@ class GradientFlowExplorer:
 
         s = self.settings()
         self.flow = measure_gradient_flow(
-            s["arch"], s["activation"], s["batchnorm"], self.data, self.experiment,
+            s["arch"], s["activation"], s["batch_norm"], self.data, self.experiment,
             init_scale=s["init_scale"], depth=s["depth"], steps=0, progress=False,
         )  # fmt: skip
         fig, ax = new_figure(figsize=(7.0, 3.8))
@@ -248,7 +248,7 @@ class GradientFlowExplorer:
             self.first_png = figure_png(fig)
             self.first_settings = (
                 f"{net} net, {s['activation']}, {s['depth']} layers, init scale {s['init_scale']:g}"
-                f"{', BatchNorm' if s['batchnorm'] else ''}"
+                f"{', BatchNorm' if s['batch_norm'] else ''}"
             )
         with self.output:
             self.output.clear_output(wait=True)
@@ -264,3 +264,30 @@ class GradientFlowExplorer:
 def gradient_flow_explorer(data: ImageDataset, experiment: GradientFlowExperiment, **initial) -> GradientFlowExplorer:
     """The chapter's interactive explorer (see :class:`GradientFlowExplorer`); ``initial`` sets its first state."""
     return GradientFlowExplorer(data, experiment, **initial)
+
+
+def plot_activations(x: np.ndarray, curves: dict[str, tuple[np.ndarray, np.ndarray]], flat: float) -> Figure:
+    """Each activation and its slope (``curves``: name -> (f(x), f'(x)) on ``x``); shaded where |x| > ``flat``."""
+    fig, axes = new_figure(1, 2, figsize=(10, 3.6))
+    for name, (y, dy) in curves.items():
+        axes[0].plot(x, y, color=SERIES_COLORS[name], label=name)
+        axes[1].plot(x, dy, color=SERIES_COLORS[name], label=f"slope of {name}")
+    if "sigmoid" in curves:
+        peak = float(np.max(curves["sigmoid"][1]))
+        axes[1].axhline(peak, color="grey", ls=":", lw=1)
+        axes[1].plot([0], [peak], marker="o", color=SERIES_COLORS["sigmoid"])
+        axes[1].annotate(
+            f"sigmoid's largest slope: {peak:.2f}", (0, peak), xytext=(0.6, 0.42), arrowprops={"arrowstyle": "->"}
+        )
+    lo, hi = float(np.min(x)), float(np.max(x))
+    for ax in axes:
+        ax.axvspan(lo, -flat, color="grey", alpha=0.12, lw=0)
+        ax.axvspan(flat, hi, color="grey", alpha=0.12, lw=0)
+        ax.set_xlabel("input x (pre-activation)")
+        ax.legend(loc="upper left")
+    axes[0].set_ylabel("activation f(x)")
+    axes[1].set_ylabel("slope f'(x)")
+    axes[0].set_title("The functions")
+    axes[1].set_title(f"Their derivatives (shaded: sigmoid's slope < 0.1, |x| > {flat:.2f})")
+    fig.suptitle(f"{' and '.join(curves).capitalize()} (no data: the functions themselves)")
+    return fig
