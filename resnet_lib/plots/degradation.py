@@ -63,9 +63,6 @@ def plot_function_classes(depths: Sequence[int] = (20, 56)) -> tuple[Figure, lis
     return fig, list(axes)
 
 
-__all__ = ["plot_function_classes"]
-
-
 def plot_longer_plain(
     plain20: Sequence[dict],
     plain56: Sequence[dict],
@@ -112,3 +109,6 @@ def plot_built_vs_trained(errors: dict[tuple[str, str], float], names: Sequence[
 def _depth(name: str) -> str:
     """``"built plain-56"`` -> ``"56"``."""
     return name.rsplit("-", 1)[-1]
+
+
+__all__ = ["plot_built_vs_trained", "plot_function_classes", "plot_longer_plain"]
