@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     family = train_family(profile.residual_family)
+    count = sum(len(runs) for by_kind in family.values() for runs in by_kind.values())
     print(
-        f"chapter 8: {sum(map(len, family.values()))} nets of profile {profile.name!r} in the results cache, "
+        f"chapter 8: {count} nets of profile {profile.name!r} in the results cache, "
         f"{time.perf_counter() - started:.0f} s"
     )
     return 0

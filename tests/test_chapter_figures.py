@@ -133,3 +133,22 @@ def test_depth_curves_shade_each_depth_and_add_the_line_style_legend_where_asked
     _, ax = plt.subplots()
     curves.plot_depth_curves(ax, "residual", {20: [_epochs([0.5])]}, line_styles=None)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ResNet-20"]
+
+
+def test_errors_by_depth_draw_a_bar_per_kind_and_depth_at_its_mean():
+    from resnet_lib.plots.residual_family import plot_errors_by_depth
+
+    errors = {56: {"original": np.array([0.7, 0.8]), "preact": np.array([0.6, 0.6])},
+              110: {"original": np.array([0.8, 0.9]), "preact": np.array([0.5, 0.7])}}  # fmt: skip
+    diverged = {d: {k: np.array([False, d == 110]) for k in e} for d, e in errors.items()}
+    labels = {"original": "2016", "preact": "pre-act"}
+    fig = plot_errors_by_depth(errors, labels, 0.9, diverged, "stand-in")
+    ax = fig.axes[0]
+    heights = sorted(round(p.get_height(), 6) for p in ax.patches)
+    assert heights == sorted([75.0, 60.0, 85.0, 60.0])
+    assert "56 and 110 layers" in ax.get_title() and "stand-in" in ax.get_title()
+    assert ax.get_ylabel() == "final training error (%)"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2016", "pre-act"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(legend) == ["110 layers", "56 layers", "chance (90%)"]
+    plt.close(fig)

@@ -100,3 +100,68 @@ def test_every_profile_names_known_kinds_and_a_clear_error_for_others():
         assert set(spec.kinds) <= set(KINDS) and spec.depth >= 8
     with pytest.raises(ValueError, match="unknown kind of net 'vgg'; choose one of"):
         kind_label("vgg")
+
+
+def test_compare_per_seed_says_ahead_behind_or_not_resolved():
+    import numpy as np
+
+    from resnet_lib.chapters.residual_family import compare_per_seed
+
+    assert compare_per_seed(np.array([0.5, 0.6]), np.array([0.7, 0.7]), "B") == "ahead of B in every seed"
+    assert compare_per_seed([0.8, 0.9], [0.7, 0.7], "B") == "behind B in every seed"
+    assert compare_per_seed([0.5, 0.9], [0.7, 0.7], "B") == "not resolved from B at this budget (the seeds disagree)"
+    assert compare_per_seed([0.5], [0.7], "B") == "not resolved from B at this budget (one seed)"
+    assert compare_per_seed([0.7, 0.6], [0.7, 0.7], "B").startswith("not resolved")  # a tie is not "ahead"
+    with pytest.raises(ValueError, match="two equal-length 1-D arrays"):
+        compare_per_seed([0.5, 0.6], [0.7], "B")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"deep_depth": 100}, "deep_depth must be 6n\\+2"),
+        ({"depth": 2}, "depth must be 6n\\+2"),
+        ({"deep_kinds": ("vgg",)}, "unknown kinds \\['vgg'\\]"),
+    ],
+)
+def test_a_family_experiment_refuses_a_depth_or_kind_it_cannot_build(changes, message):
+    from dataclasses import replace
+
+    spec = PROFILES["ci"].residual_family
+    with pytest.raises(ValueError, match=message):
+        replace(spec, **changes)
+
+
+def test_train_family_returns_every_kind_at_both_depths_and_trains_a_shared_net_once():
+    from dataclasses import replace
+
+    from resnet_lib.chapters.residual_family import train_family
+    from resnet_lib.profiles import DataSpec
+    from resnet_lib.recipe import Recipe
+
+    spec = replace(
+        PROFILES["ci"].residual_family,
+        data=DataSpec(dataset="standin", n_train=64, n_test=32, image_size=8),
+        recipe=Recipe(epochs=1, batch_size=32, lr=0.05, warmup_steps=1),
+        depth=8,
+        deep_depth=14,
+        kinds=("original", "skipinit"),
+        deep_kinds=("original", "preact"),
+        seeds=(0, 1),
+    )
+    runs = train_family(spec, progress=False, workers=1)
+    assert {d: list(by_kind) for d, by_kind in runs.items()} == {
+        8: ["original", "skipinit"],
+        14: ["original", "preact"],
+    }
+    for depth, by_kind in runs.items():
+        for kind, seed_runs in by_kind.items():
+            assert [(r.kind, r.depth, r.seed) for r in seed_runs] == [(kind, depth, 0), (kind, depth, 1)]
+            assert [len(r.history.step_losses) for r in seed_runs] == [2, 2]  # 64 images in batches of 32
+    # everything is in the cache now: a second call trains nothing and returns the same runs
+    again = train_family(spec, progress=False, workers=1)
+    assert all(r.stored.from_cache for by_kind in again.values() for seed_runs in by_kind.values() for r in seed_runs)
+    assert again[14]["preact"][1].final_train_error == runs[14]["preact"][1].final_train_error
+    # the depth is part of the run: the 8- and 14-layer 2016 nets are two runs with two different nets
+    assert runs[8]["original"][0].stored.json_path != runs[14]["original"][0].stored.json_path
+    assert [len(runs[d]["original"][0].model().stage1) for d in (8, 14)] == [1, 2]

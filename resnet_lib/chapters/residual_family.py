@@ -111,33 +111,37 @@ class FamilyRun:
         return self.stored.load_weights(family_net(self.kind, self.depth, self.width)).eval()
 
 
-def _run_config(kind: str, experiment: ResidualFamilyExperiment, seed: int):
+def _run_config(kind: str, experiment: ResidualFamilyExperiment, seed: int, depth: int):
     data = experiment_data(experiment.data)
     device = default_device()
     recipe = experiment.recipe
     recipe = replace(recipe, precision=resolve_precision(recipe.precision, device))
     sizes = {k: v for k, v in data.describe().items() if k in ("n_train", "n_val", "n_test")}
     config = {
-        "model": {"kind": kind, "depth": experiment.depth, "width": experiment.width},
+        "model": {"kind": kind, "depth": depth, "width": experiment.width},
         "data": {**asdict(experiment.data), "resolved": data.name, "used": sizes},
         "recipe": recipe.as_dict(),
         "seed": seed,
         "profile": profile_name(),
         "numerics": {"device": device.type, "threads": torch.get_num_threads()},
     }
-    return f"ch8-{kind}{experiment.depth}-w{experiment.width}-s{seed}", config, recipe
+    return f"ch8-{kind}{depth}-w{experiment.width}-s{seed}", config, recipe
 
 
-def family_run(kind: str, experiment: ResidualFamilyExperiment, seed: int = 0, progress: bool = True) -> FamilyRun:
-    """Train the ``experiment.depth``-layer net of ``kind`` with the experiment's recipe, or load it from the cache."""
+def family_run(
+    kind: str, experiment: ResidualFamilyExperiment, seed: int = 0, progress: bool = True, depth: int | None = None
+) -> FamilyRun:
+    """Train the net of ``kind`` and ``depth`` layers (default: ``experiment.depth``) with the experiment's recipe,
+    or load it from the cache."""
     check_kind(kind)
+    depth = experiment.depth if depth is None else depth
     data = experiment_data(experiment.data)
-    name, config, recipe = _run_config(kind, experiment, seed)
+    name, config, recipe = _run_config(kind, experiment, seed, depth)
 
     def train(checkpoint):
         torch.manual_seed(seed)
-        net = family_net(kind, experiment.depth, experiment.width)
-        desc = f"{kind_label(kind, experiment.depth)} (seed {seed})"
+        net = family_net(kind, depth, experiment.width)
+        desc = f"{kind_label(kind, depth)} (seed {seed})"
         history = fit(net, data, recipe, seed=seed, checkpoint=checkpoint, progress=progress, desc=desc)
         record = {"history": history.to_dict(), "data": data.describe(), "device": str(default_device())}
         return record, net.state_dict()
@@ -145,31 +149,53 @@ def family_run(kind: str, experiment: ResidualFamilyExperiment, seed: int = 0, p
     stored = load_or_run(name, config, train)
     history = History.from_dict(stored.record["history"])
     if history.diverged and stored.from_cache and progress:
-        print(history.divergence_line(f"{kind_label(kind, experiment.depth)} (seed {seed})"))
-    return FamilyRun(kind, experiment.depth, seed, experiment.width, history, stored)
+        print(history.divergence_line(f"{kind_label(kind, depth)} (seed {seed})"))
+    return FamilyRun(kind, depth, seed, experiment.width, history, stored)
 
 
-def _train_in_worker(kind: str, experiment: ResidualFamilyExperiment, seed: int) -> None:
-    family_run(kind, experiment, seed=seed, progress=False)
+def _train_in_worker(kind: str, experiment: ResidualFamilyExperiment, seed: int, depth: int) -> None:
+    family_run(kind, experiment, seed=seed, progress=False, depth=depth)
 
 
 def train_family(
     experiment: ResidualFamilyExperiment, progress: bool = True, workers: int | None = None
-) -> dict[str, list[FamilyRun]]:
-    """Every kind of ``experiment.kinds`` at every seed, trained (in one process per core where
-    PyTorch runs one thread, :func:`resnet_lib.runs.train_in_workers`) or loaded: ``{kind: [run per seed]}``."""
-    jobs = [(k, s) for k in experiment.kinds for s in experiment.seeds]
-    missing = [(k, experiment, s) for k, s in jobs if stored_run(*_run_config(k, experiment, s)[:2]) is None]
+) -> dict[int, dict[str, list[FamilyRun]]]:
+    """Every kind of ``experiment.kinds`` at ``experiment.depth`` and of ``experiment.deep_kinds`` at
+    ``experiment.deep_depth``, every seed, trained (deepest first, in one process per core where PyTorch runs one
+    thread, :func:`resnet_lib.runs.train_in_workers`) or loaded: ``{depth: {kind: [run per seed]}}``."""
+    sets = [(experiment.depth, experiment.kinds), (experiment.deep_depth, experiment.deep_kinds)]
+    jobs = sorted({(d, k, s) for d, kinds in sets for k in kinds for s in experiment.seeds}, key=lambda j: -j[0])
+    missing = [(k, experiment, s, d) for d, k, s in jobs if stored_run(*_run_config(k, experiment, s, d)[:2]) is None]
     train_in_workers(missing, _train_in_worker, workers, progress, what="chapter 8: training")
-    runs: dict[str, list[FamilyRun]] = {k: [] for k in experiment.kinds}
-    for k, s in jobs:
-        runs[k].append(family_run(k, experiment, seed=s, progress=progress))
+    runs: dict[int, dict[str, list[FamilyRun]]] = {}
+    for depth, kinds in sets:
+        for k in kinds:
+            runs.setdefault(depth, {})[k] = [
+                family_run(k, experiment, seed=s, progress=progress, depth=depth) for s in experiment.seeds
+            ]
     return runs
 
 
 def trained(run: FamilyRun, chance: float, margin: float) -> bool:
     """Whether a run trained: it did not diverge and ended at least ``margin`` below chance in training error."""
     return not run.history.diverged and run.final_train_error < chance - margin
+
+
+def compare_per_seed(errors: np.ndarray, baseline: np.ndarray, baseline_label: str) -> str:
+    """Words for how ``errors`` (per seed, lower is better) compare with ``baseline``'s of the same seeds:
+    ahead of / behind ``baseline_label`` in every seed, or not resolved (one seed, or the seeds disagree)."""
+    errors, baseline = np.asarray(errors, dtype=float), np.asarray(baseline, dtype=float)
+    if errors.ndim != 1 or errors.shape != baseline.shape or len(errors) == 0:
+        raise ValueError(
+            f"compare_per_seed needs two equal-length 1-D arrays of errors, got {errors.shape} and {baseline.shape}"
+        )
+    gap = errors - baseline
+    if len(gap) > 1 and (gap < 0).all():
+        return f"ahead of {baseline_label} in every seed"
+    if len(gap) > 1 and (gap > 0).all():
+        return f"behind {baseline_label} in every seed"
+    why = "one seed" if len(gap) == 1 else "the seeds disagree"
+    return f"not resolved from {baseline_label} at this budget ({why})"
 
 
 def defects_of(runs: list[FamilyRun], images: torch.Tensor) -> np.ndarray:
@@ -230,6 +256,7 @@ __all__ = [
     "KINDS",
     "FamilyRun",
     "check_kind",
+    "compare_per_seed",
     "defects_of",
     "family_net",
     "family_run",

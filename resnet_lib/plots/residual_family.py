@@ -89,4 +89,43 @@ def plot_trained_errors(
     return fig
 
 
-__all__ = ["KIND_STYLES", "plot_identity_defects", "plot_signal_vs_depth", "plot_trained_errors"]
+def plot_errors_by_depth(
+    errors: Mapping[int, Mapping[str, np.ndarray]], labels: Mapping[str, str], chance: float,
+    diverged: Mapping[int, Mapping[str, np.ndarray]], dataset_label: str,
+):  # fmt: skip
+    """Final training error (%) of the same kinds at two or more depths: per kind a bar per depth (mean; the
+    deeper, the more hatched), a dot per seed, ✕ where it diverged."""
+    depths = sorted(errors)
+    kinds = [k for k in errors[depths[-1]] if all(k in errors[d] for d in depths)]
+    width = 0.8 / len(depths)
+    hatches = ["", "//", "xx", ".."]
+    fig, ax = plt.subplots(figsize=(7.0, 3.8))
+    for j, depth in enumerate(depths):
+        for i, kind in enumerate(kinds):
+            colour, _ = KIND_STYLES[kind]
+            values = 100 * np.asarray(errors[depth][kind], dtype=float)
+            x = i + (j - (len(depths) - 1) / 2) * width
+            bar_label = f"{depth} layers" if i == 0 else None
+            ax.bar(x, values.mean(), width=0.9 * width, color=colour, alpha=0.6, hatch=hatches[j % len(hatches)],
+                   edgecolor="black", linewidth=0.5, label=bar_label)  # fmt: skip
+            jitter = np.linspace(-0.25, 0.25, len(values)) * width if len(values) > 1 else np.zeros(1)
+            bad = np.asarray(diverged[depth][kind], dtype=bool)
+            ax.scatter(x + jitter[~bad], values[~bad], color="black", s=14, zorder=3)
+            ax.scatter(x + jitter[bad], values[bad], color="black", marker="x", s=30, zorder=3)
+    ax.axhline(100 * chance, color="#7F7F7F", linestyle="--", label=f"chance ({100 * chance:.0f}%)")
+    ax.set_xticks(range(len(kinds)), [labels[k] for k in kinds], fontsize=8)
+    ax.set_ylabel("final training error (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(loc="lower left", fontsize=8)
+    depth_words = " and ".join(str(d) for d in depths)
+    titled(ax, f"The same nets at {depth_words} layers, same training (dots: seeds; ✕: diverged)", dataset_label)
+    return fig
+
+
+__all__ = [
+    "KIND_STYLES",
+    "plot_errors_by_depth",
+    "plot_identity_defects",
+    "plot_signal_vs_depth",
+    "plot_trained_errors",
+]
