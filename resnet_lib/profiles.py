@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from resnet_lib.recipe import Recipe, check_whole
+from resnet_lib.recipe import Recipe, check_depth, check_whole
 
 PROFILE_ENV = "RESNET_BOOK_PROFILE"
 
@@ -276,11 +276,10 @@ class ResidualFamilyExperiment:
     defect_images: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("depth", "deep_depth", "width", "signal_images", "defect_images"):
-            object.__setattr__(self, name, check_whole(f"ResidualFamilyExperiment.{name}", getattr(self, name), 1))
         for name in ("depth", "deep_depth"):
-            if (getattr(self, name) - 2) % 6 or getattr(self, name) < 8:
-                raise ValueError(f"ResidualFamilyExperiment.{name} must be 6n+2 with n >= 1 (8, 14, 20, ...)")
+            object.__setattr__(self, name, check_depth(f"ResidualFamilyExperiment.{name}", getattr(self, name)))
+        for name in ("width", "signal_images", "defect_images"):
+            object.__setattr__(self, name, check_whole(f"ResidualFamilyExperiment.{name}", getattr(self, name), 1))
         unknown = [k for k in self.kinds + self.deep_kinds if k not in RESIDUAL_FAMILY_KINDS]
         if unknown:
             raise ValueError(f"unknown kinds {unknown}; choose from: {', '.join(RESIDUAL_FAMILY_KINDS)}")
@@ -350,8 +349,8 @@ PROFILES: dict[str, Profile] = {
         # 128 images and a 9 x 9 grid made the chapter about 200 s, 64 images about 120 s: over CI's budget.
         landscape=LandscapeExperiment(n_images=32, points_1d=11, points_2d=7, lanczos_iterations=10, hessian_seeds=1),
         # Chapter 8: 56-layer nets of all 6 kinds and the 2016 and pre-activation ResNet-110, 142 steps each on 8x8
-        # images (80-160 ms a step on one core at 56 layers, twice that at 110; at 16x16 and the CIFAR recipe's 710
-        # steps a 56-layer net took 160-350 s).
+        # images: 8-17 s a net at 56 layers and 22-24 s at 110 on one core of an AMD EPYC, 120 s for the 8 (at 16x16
+        # and the CIFAR recipe's 710 steps a 56-layer net took 160-350 s).
         residual_family=ResidualFamilyExperiment(
             data=replace(_SMALL_DATA, image_size=8),
             recipe=replace(_SMALL_RECIPE, epochs=2, warmup_steps=50),  # 2 x 71 steps: every epoch whole

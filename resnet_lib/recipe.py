@@ -28,6 +28,13 @@ def check_whole(name: str, value, minimum: int = 0, allow_none: bool = False) ->
     return int(value)
 
 
+def check_depth(name: str, value) -> int:
+    """``value`` when it is a CIFAR net's depth, 6n+2 with n >= 1, else a one-line ``ValueError``."""
+    if not isinstance(value, int) or value < 8 or (value - 2) % 6:
+        raise ValueError(f"{name} must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), got {value!r}")
+    return int(value)
+
+
 def check_real(
     name: str, value, low: float, high: float = math.inf, low_open: bool = False, high_open: bool = True,
     allow_none: bool = False,

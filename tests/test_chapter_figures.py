@@ -17,6 +17,7 @@ import pytest
 
 from resnet_lib.models.scalar import NetSpec
 from resnet_lib.plots import curves, degradation, residual_networks, shattered_gradients, vanishing_gradients
+from resnet_lib.plots.residual_family import plot_errors_by_depth
 
 
 @pytest.fixture(autouse=True)
@@ -136,8 +137,6 @@ def test_depth_curves_shade_each_depth_and_add_the_line_style_legend_where_asked
 
 
 def test_errors_by_depth_draw_a_bar_per_kind_and_depth_at_its_mean():
-    from resnet_lib.plots.residual_family import plot_errors_by_depth
-
     errors = {56: {"original": np.array([0.7, 0.8]), "preact": np.array([0.6, 0.6])},
               110: {"original": np.array([0.8, 0.9]), "preact": np.array([0.5, 0.7])}}  # fmt: skip
     diverged = {d: {k: np.array([False, d == 110]) for k in e} for d, e in errors.items()}

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from resnet_lib.chapters.residual_family import KINDS, family_net, family_table, kind_label, signal_vs_depth
+from resnet_lib.chapters.residual_family import (
+    KINDS,
+    compare_per_seed,
+    family_net,
+    family_table,
+    kind_label,
+    signal_vs_depth,
+    train_family,
+)
 from resnet_lib.measure.cost import multiply_adds
 from resnet_lib.measure.signal import block_mean_squares, identity_defects, residual_branch, signal_growth
 from resnet_lib.models import imagenet_resnet
-from resnet_lib.profiles import PROFILES
+from resnet_lib.profiles import PROFILES, DataSpec
+from resnet_lib.recipe import Recipe
 
 
 def test_block_mean_squares_are_the_feature_maps_mean_squares():
@@ -103,10 +115,6 @@ def test_every_profile_names_known_kinds_and_a_clear_error_for_others():
 
 
 def test_compare_per_seed_says_ahead_behind_or_not_resolved():
-    import numpy as np
-
-    from resnet_lib.chapters.residual_family import compare_per_seed
-
     assert compare_per_seed(np.array([0.5, 0.6]), np.array([0.7, 0.7]), "B") == "ahead of B in every seed"
     assert compare_per_seed([0.8, 0.9], [0.7, 0.7], "B") == "behind B in every seed"
     assert compare_per_seed([0.5, 0.9], [0.7, 0.7], "B") == "not resolved from B at this budget (the seeds disagree)"
@@ -125,20 +133,12 @@ def test_compare_per_seed_says_ahead_behind_or_not_resolved():
     ],
 )
 def test_a_family_experiment_refuses_a_depth_or_kind_it_cannot_build(changes, message):
-    from dataclasses import replace
-
     spec = PROFILES["ci"].residual_family
     with pytest.raises(ValueError, match=message):
         replace(spec, **changes)
 
 
 def test_train_family_returns_every_kind_at_both_depths_and_trains_a_shared_net_once():
-    from dataclasses import replace
-
-    from resnet_lib.chapters.residual_family import train_family
-    from resnet_lib.profiles import DataSpec
-    from resnet_lib.recipe import Recipe
-
     spec = replace(
         PROFILES["ci"].residual_family,
         data=DataSpec(dataset="standin", n_train=64, n_test=32, image_size=8),

@@ -164,7 +164,7 @@ def train_family(
     ``experiment.deep_depth``, every seed, trained (deepest first, in one process per core where PyTorch runs one
     thread, :func:`resnet_lib.runs.train_in_workers`) or loaded: ``{depth: {kind: [run per seed]}}``."""
     sets = [(experiment.depth, experiment.kinds), (experiment.deep_depth, experiment.deep_kinds)]
-    jobs = sorted({(d, k, s) for d, kinds in sets for k in kinds for s in experiment.seeds}, key=lambda j: -j[0])
+    jobs = sorted({(d, k, s) for d, kinds in sets for k in kinds for s in experiment.seeds}, key=lambda j: (-j[0], j))
     missing = [(k, experiment, s, d) for d, k, s in jobs if stored_run(*_run_config(k, experiment, s, d)[:2]) is None]
     train_in_workers(missing, _train_in_worker, workers, progress, what="chapter 8: training")
     runs: dict[int, dict[str, list[FamilyRun]]] = {}

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from resnet_lib.recipe import check_depth
+
 SHORTCUT_OPTIONS = ("A", "B")
 
 
@@ -135,9 +137,7 @@ BLOCKS = {"basic": BasicBlock, "preact": PreActBlock, "unnormalized": Unnormaliz
 
 def blocks_per_stage(depth: int) -> int:
     """``n`` for a net of depth 6n+2; a clear error for any other depth."""
-    if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), got {depth!r}")
-    return (depth - 2) // 6
+    return (check_depth("depth", depth) - 2) // 6
 
 
 #: The two kinds of CIFAR net: without shortcuts (He et al.'s "plain") and with them.
