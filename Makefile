@@ -20,6 +20,12 @@ SUBSET := $(abspath $(CURDIR)/../shared/data/cifar10-subset)
 ifneq ($(wildcard $(SUBSET)/cifar-10-batches-py/data_batch_1),)
 export RESNET_BOOK_DATA ?= $(SUBSET)
 endif
+# The published CIFAR-10 ResNets trained to convergence (resnet_lib/models/published.py): the shared copy beside a
+# checkout, like the subset; resnet_lib looks there by itself too, and in ~/.cache/resnet_book/weights.
+WEIGHTS := $(abspath $(CURDIR)/../shared/weights/akamaster-cifar10-resnets)
+ifneq ($(wildcard $(WEIGHTS)/SHA256SUMS),)
+export RESNET_BOOK_WEIGHTS ?= $(WEIGHTS)
+endif
 # One intra-op thread per process: on the 2-core CI machine, a 2-thread training step took 42 s of CPU
 # where 1 thread took 1.3 s whenever the other core was busy (OpenMP threads waiting on each
 # other), and 1 thread alone is as fast as the 2-thread numbers of the reference table.

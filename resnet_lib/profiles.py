@@ -246,6 +246,47 @@ class LandscapeExperiment:
     direction_seed: int = 0
 
 
+@dataclass(frozen=True)
+class ConvergedExperiment:
+    """Chapters 1 and 5-7 on nets trained to convergence: the published CIFAR-10 ResNets
+    (:mod:`resnet_lib.models.published`), evaluated here, never trained.
+
+    * ``depths``: the published ResNets scored (20, 32, 44, 56 exist);
+    * ``n_test``: test photos they are scored on, the first of the test split (``None``: all
+      at hand, the 10,000 of CIFAR-10 or the 846 of the shared subset);
+    * ``n_train``: training photos loaded beside them (``None``: all);
+    * ``response_images``: test photos He et al.'s Fig. 7 (std of each layer's response) is taken over;
+    * ``probe_train``: training photos chapter 1's linear probes on the trained ResNet-56 are fit on;
+    * ``lesion_images``, ``deletion_draws``: test photos each lesion of chapter 6 is scored on (``None``:
+      all loaded) and random draws per number of deleted blocks;
+    * ``landscape_images``, ``points_1d``, ``points_2d``, ``lanczos_iterations``: chapter 7's training
+      photos for the loss and Hessian, slice resolution and Hessian-vector products.
+    """
+
+    depths: tuple[int, ...] = (20, 32, 44, 56)
+    n_test: int | None = None
+    n_train: int | None = 4500
+    response_images: int = 500
+    probe_train: int = 4500
+    lesion_images: int | None = None
+    deletion_draws: int = 4
+    landscape_images: int = 256
+    points_1d: int = 11
+    points_2d: int = 7
+    lanczos_iterations: int = 10
+
+    def __post_init__(self) -> None:
+        for depth in self.depths:
+            check_depth("ConvergedExperiment.depths", depth)
+        for name in ("n_test", "n_train", "lesion_images"):
+            object.__setattr__(self, name, check_whole(f"ConvergedExperiment.{name}", getattr(self, name), 1, True))
+        for name in (
+            "response_images", "probe_train", "deletion_draws", "landscape_images", "points_1d", "points_2d",
+            "lanczos_iterations",
+        ):  # fmt: skip
+            object.__setattr__(self, name, check_whole(f"ConvergedExperiment.{name}", getattr(self, name), 1))
+
+
 #: The kinds of CIFAR net chapter 8 trains (see :mod:`resnet_lib.chapters.residual_family`).
 RESIDUAL_FAMILY_KINDS = ("plain_nobn", "nobn", "skipinit", "original", "zero_gamma", "preact")
 
@@ -303,6 +344,7 @@ class Profile:
     paths: PathsExperiment = field(default_factory=PathsExperiment)
     landscape: LandscapeExperiment = field(default_factory=LandscapeExperiment)
     responses: ResponsesExperiment = field(default_factory=ResponsesExperiment)
+    converged: ConvergedExperiment = field(default_factory=ConvergedExperiment)
     residual_family: ResidualFamilyExperiment = field(default_factory=lambda: _FAMILY_DEFAULT)
     cifar_on_gpu: CifarExperiment | None = None
 

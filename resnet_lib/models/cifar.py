@@ -17,6 +17,8 @@ from torch import Tensor, nn
 from resnet_lib.recipe import check_depth
 
 SHORTCUT_OPTIONS = ("A", "B")
+#: Where option A puts its zero channels: all after the existing ones, or half before and half after.
+ZERO_PADDINGS = ("append", "split")
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -25,26 +27,45 @@ def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
 
 
 class ZeroPadShortcut(nn.Module):
-    """Option A: subsample with the block's stride, then append zero channels. No parameters."""
+    """Option A: subsample with the block's stride, then pad the new channels with zeros. No parameters.
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+    ``zero_padding`` says where the zero channels go: ``"append"`` puts them all after the
+    existing channels (this book's own nets); ``"split"`` puts half before and half after, as
+    the widely used published CIFAR-10 weights (:mod:`resnet_lib.models.published`) were trained.
+    The two are different functions of the same weights (the next block sees its channels moved).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, zero_padding: str = "append") -> None:
         super().__init__()
+        check_zero_padding(zero_padding)
         self.stride = stride
-        self.extra_channels = out_channels - in_channels
+        self.zero_padding = zero_padding
+        extra = out_channels - in_channels
+        self.pad_before = extra // 2 if zero_padding == "split" else 0
+        self.pad_after = extra - self.pad_before
 
     def forward(self, x: Tensor) -> Tensor:
         x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+        return F.pad(x, (0, 0, 0, 0, self.pad_before, self.pad_after))
 
 
-def make_shortcut(in_channels: int, out_channels: int, stride: int, option: str) -> nn.Module:
+def check_zero_padding(zero_padding: str) -> str:
+    """``zero_padding`` if it is one of :data:`ZERO_PADDINGS`, else a one-line ``ValueError``."""
+    if zero_padding not in ZERO_PADDINGS:
+        raise ValueError(f"unknown zero_padding {zero_padding!r}; choose one of: {', '.join(ZERO_PADDINGS)}")
+    return zero_padding
+
+
+def make_shortcut(
+    in_channels: int, out_channels: int, stride: int, option: str, zero_padding: str = "append"
+) -> nn.Module:
     """The shortcut of a residual block: identity where shapes match, else option A or B."""
     if option not in SHORTCUT_OPTIONS:
         raise ValueError(f"unknown shortcut option {option!r}; choose one of: {', '.join(SHORTCUT_OPTIONS)}")
     if stride == 1 and in_channels == out_channels:
         return nn.Identity()
     if option == "A":
-        return ZeroPadShortcut(in_channels, out_channels, stride)
+        return ZeroPadShortcut(in_channels, out_channels, stride, zero_padding)
     return nn.Sequential(  # option B: a 1x1 projection
         nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
         nn.BatchNorm2d(out_channels),
@@ -57,14 +78,23 @@ class BasicBlock(nn.Module):
     ``shortcut=None`` gives the plain block: the same layers with nothing added.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, shortcut: str | None = "A") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        shortcut: str | None = "A",
+        zero_padding: str = "append",
+    ) -> None:
         super().__init__()
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(out_channels, out_channels)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut = None if shortcut is None else make_shortcut(in_channels, out_channels, stride, shortcut)
+        self.shortcut = (
+            None if shortcut is None else make_shortcut(in_channels, out_channels, stride, shortcut, zero_padding)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
@@ -81,14 +111,23 @@ class PreActBlock(nn.Module):
     holds exactly. ``shortcut=None`` gives its plain twin.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, shortcut: str | None = "A") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        shortcut: str | None = "A",
+        zero_padding: str = "append",
+    ) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_channels)
         self.relu = nn.ReLU(inplace=True)
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.conv2 = conv3x3(out_channels, out_channels)
-        self.shortcut = None if shortcut is None else make_shortcut(in_channels, out_channels, stride, shortcut)
+        self.shortcut = (
+            None if shortcut is None else make_shortcut(in_channels, out_channels, stride, shortcut, zero_padding)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.conv1(self.relu(self.bn1(x)))
@@ -113,12 +152,15 @@ class UnnormalizedBlock(nn.Module):
         stride: int = 1,
         shortcut: str | None = "A",
         branch_scale: float | None = None,
+        zero_padding: str = "append",
     ) -> None:
         super().__init__()
         self.relu = nn.ReLU()
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.conv2 = conv3x3(out_channels, out_channels)
-        self.shortcut = None if shortcut is None else make_shortcut(in_channels, out_channels, stride, shortcut)
+        self.shortcut = (
+            None if shortcut is None else make_shortcut(in_channels, out_channels, stride, shortcut, zero_padding)
+        )
         if branch_scale is None:
             self.register_buffer("alpha", torch.ones(()))
         else:
@@ -158,7 +200,9 @@ class CifarNet(nn.Module):
     whose stem is a bare convolution and which ends in BN-ReLU before the pooling;
     ``"unnormalized"``, without BatchNorm, its branches scaled as ``branch_scale`` says.
     ``zero_init_residual`` starts each basic block's last BatchNorm scale (gamma) at 0, so each
-    block starts as the identity (Goyal et al. 2017).
+    block starts as the identity (Goyal et al. 2017). ``zero_padding`` places option A's zero
+    channels (see :class:`ZeroPadShortcut`): ``"append"`` for the book's own nets, ``"split"``
+    for the published CIFAR-10 weights.
     """
 
     def __init__(
@@ -172,9 +216,11 @@ class CifarNet(nn.Module):
         block: str = "basic",
         zero_init_residual: bool = False,
         branch_scale: float | None = None,
+        zero_padding: str = "append",
     ) -> None:
         super().__init__()
         n = blocks_per_stage(depth)
+        check_zero_padding(zero_padding)
         if residual and shortcut not in SHORTCUT_OPTIONS:
             raise ValueError(f"unknown shortcut option {shortcut!r}; choose one of: {', '.join(SHORTCUT_OPTIONS)}")
         if width < 1:
@@ -189,7 +235,7 @@ class CifarNet(nn.Module):
         self.config = {
             "depth": depth, "residual": residual, "shortcut": shortcut, "width": width, "num_classes": num_classes,
             "in_channels": in_channels, "block": block, "zero_init_residual": zero_init_residual,
-            "branch_scale": branch_scale,
+            "branch_scale": branch_scale, "zero_padding": zero_padding,
         }  # fmt: skip
         self.shortcut_option = shortcut if residual else None
         self.branch_scale = branch_scale
@@ -204,7 +250,9 @@ class CifarNet(nn.Module):
             blocks = []
             for b in range(n):
                 stride = 2 if (i > 0 and b == 0) else 1
-                blocks.append(BLOCKS[block](in_ch, out_ch, stride, self.shortcut_option, **extra))
+                blocks.append(
+                    BLOCKS[block](in_ch, out_ch, stride, self.shortcut_option, zero_padding=zero_padding, **extra)
+                )
                 in_ch = out_ch
             stages.append(nn.Sequential(*blocks))
         self.stage1, self.stage2, self.stage3 = stages
