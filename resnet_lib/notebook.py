@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -43,9 +46,54 @@ def setup(seed: int = 0, profile: str | None = None, banner: bool = True) -> Pro
             f"The ResNet Book, profile '{active.name}' ({chosen_by}): {active.description}.\n"
             f"torch {torch.__version__.split('+')[0]} on {where}{hardware}; networks train in "
             f"{training_arithmetic(active)}. Other profiles: RESNET_BOOK_PROFILE={'|'.join(PROFILES)}.\n"
-            f"Results cache: {results_dir()} ({cache_by})."
+            f"Results cache: {results_dir()} ({cache_by}).\n"
+            f"{stamp()}"
         )
     return active
+
+
+def source_commit() -> str:
+    """The git commit resnet_lib runs from (``+ local changes`` where the checkout differs), or ``"not a checkout"``."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if head.returncode != 0:
+            return "not a checkout"
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "resnet_lib", "book"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "not a checkout"
+    return head.stdout.strip() + (" + local changes" if dirty.stdout.strip() else "")
+
+
+def data_source() -> str:
+    """Which images ``dataset="auto"`` will use in this kernel, said before any is loaded."""
+    from resnet_lib.data import auto_dataset, default_data_root
+
+    choice = auto_dataset()
+    if choice == "standin":
+        return "the procedural stand-in ($RESNET_BOOK_DATASET=standin)"
+    folder = default_data_root() / "cifar-10-batches-py"
+    if folder.is_dir():
+        return f"CIFAR-10 from {folder}"
+    return f"CIFAR-10, downloaded into {folder} when online, else the procedural stand-in"
+
+
+def stamp() -> str:
+    """What this page was made with: book version, commit, execution date, profile and data."""
+    from resnet_lib import __version__
+
+    executed = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return (
+        f"Made with The ResNet Book {__version__} (commit {source_commit()}), executed {executed}, "
+        f"profile '{get_profile().name}', data: {data_source()}."
+    )
 
 
 def profile_source() -> str:
