@@ -151,3 +151,25 @@ def test_errors_by_depth_draw_a_bar_per_kind_and_depth_at_its_mean():
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert sorted(legend) == ["110 layers", "56 layers", "chance (90%)"]
     plt.close(fig)
+
+
+def test_converged_slices_draw_the_converged_net_beside_the_budget_nets_on_the_same_axes():
+    from resnet_lib.measure.landscape import Slice1D, Surface2D
+    from resnet_lib.plots import loss_landscapes
+
+    steps = np.linspace(-1, 1, 5)
+    budget = {("plain", 56): Slice1D(steps, 2 + steps**2, np.full(5, 0.6)),
+              ("residual", 56): Slice1D(steps, 1 + steps**2, np.full(5, 0.4))}  # fmt: skip
+    converged = Slice1D(steps, np.array([5.0, 0.5, 0.001, 0.4, 4.0]), np.array([0.8, 0.1, 0.0, 0.1, 0.7]))
+    fig = loss_landscapes.plot_converged_slices(converged, "ResNet-56 (published)", budget, "CIFAR-10 subset")
+    left, right = fig.axes
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in (left, right)) and "CIFAR-10" in fig._suptitle.get_text()
+    labels = [line.get_label() for line in left.lines if not line.get_label().startswith("_")]
+    assert labels == ["plain-56 (budget)", "ResNet-56 (budget)", "ResNet-56 (published)"]
+    assert list(right.lines[2].get_ydata()) == pytest.approx([80, 10, 0, 10, 70])
+    assert left.lines[2].get_color() != left.lines[0].get_color() != left.lines[1].get_color()
+    grid = np.linspace(-1, 1, 3)
+    surface = Surface2D(grid, grid, np.add.outer(grid**2, grid**2) + 0.01, np.zeros((3, 3)))
+    fig = loss_landscapes.plot_labelled_contours({"ResNet-56 (published)": surface, "plain-56": surface}, "T\nX")
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["ResNet-56 (published)", "plain-56"]
+    assert fig._suptitle.get_text() == "T\nX" and fig.axes[0].get_xlabel() and fig.axes[0].get_ylabel()

@@ -100,6 +100,19 @@ def loss_and_error(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500
         return loss / len(x), wrong / len(x)
 
 
+@torch.no_grad()
+def per_image_loss(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's cross-entropy and whether it is misclassified, BatchNorm in eval mode."""
+    _check_images(x, y)
+    with preserved_state(model):
+        losses, wrong = [], []
+        for i in range(0, len(x), batch_size):
+            logits = model(x[i : i + batch_size])
+            losses.append(F.cross_entropy(logits, y[i : i + batch_size], reduction="none"))
+            wrong.append(logits.argmax(1) != y[i : i + batch_size])
+        return torch.cat(losses).double().numpy(), torch.cat(wrong).numpy()
+
+
 def slice_steps(span: float, points: int) -> np.ndarray:
     """``points`` evenly spaced steps from ``-span`` to ``span`` (0 included when ``points`` is odd)."""
     if points < 3 or span <= 0:
@@ -194,6 +207,43 @@ def gradient_norm(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500)
         return float(torch.sqrt(sum((t**2).sum() for t in total)))
 
 
+@dataclass(frozen=True)
+class NoisyGradient:
+    """The gradient of the mean training loss, with how large it would look if its expectation were zero.
+
+    ``norm`` is ``||g||`` on all the images; ``noise`` is the standard error of that mean gradient,
+    ``sqrt(sum_b ||g_b - g||^2 / (B (B - 1)))`` over ``B`` equal batches: a point where the loss over
+    all training photos is stationary still shows ``||g|| ~ noise`` on a sample of them.
+    """
+
+    norm: float
+    noise: float
+    batches: int
+
+    @property
+    def signal_to_noise(self) -> float:
+        return self.norm / self.noise
+
+
+def gradient_with_noise(model: nn.Module, x: Tensor, y: Tensor, batches: int = 8) -> NoisyGradient:
+    """:func:`gradient_norm` over :func:`hessian_parameters`, with the sampling noise of ``batches`` equal batches."""
+    _check_images(x, y)
+    if batches < 2 or len(x) < batches:
+        raise ValueError(f"need at least 2 batches and one image per batch: got {batches} batches, {len(x)} images")
+    params = hessian_parameters(model)
+    size = len(x) // batches
+    with preserved_state(model):
+        flat = []
+        for b in range(batches):
+            xb, yb = x[b * size : (b + 1) * size], y[b * size : (b + 1) * size]
+            grads = torch.autograd.grad(F.cross_entropy(model(xb), yb), params)
+            flat.append(torch.cat([g.flatten() for g in grads]).double())
+    g = torch.stack(flat)
+    mean = g.mean(0)
+    noise = torch.sqrt(((g - mean) ** 2).sum() / (batches * (batches - 1)))
+    return NoisyGradient(float(mean.norm()), float(noise), batches)
+
+
 def hessian_vector_product(
     model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500
 ) -> tuple[Callable[[Tensor], Tensor], int]:
@@ -225,12 +275,10 @@ def hessian_vector_product(
     return hvp, n
 
 
-def lanczos(matvec: Callable[[Tensor], Tensor], n: int, iterations: int, seed: int = 0, progress: bool = False):
-    """Ritz values of a symmetric operator after ``iterations`` Lanczos steps (full re-orthogonalization).
-
-    The extreme Ritz values approach the operator's extreme eigenvalues from inside the
-    spectrum; with ``iterations >= n`` they are its eigenvalues. Returns them sorted, as NumPy.
-    """
+def lanczos_tridiagonal(
+    matvec: Callable[[Tensor], Tensor], n: int, iterations: int, seed: int = 0, progress: bool = False
+) -> tuple[list[float], list[float]]:
+    """The diagonal and off-diagonal of Lanczos's tridiagonal matrix after ``iterations`` steps (fewer on breakdown)."""
     if iterations < 1 or n < 1:
         raise ValueError(f"Lanczos needs iterations >= 1 and n >= 1, got {iterations} and {n}")
     iterations = min(iterations, n)
@@ -251,8 +299,23 @@ def lanczos(matvec: Callable[[Tensor], Tensor], n: int, iterations: int, seed: i
             break
         betas.append(beta)
         basis.append(w / beta)
-    T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+    return alphas, betas
+
+
+def ritz_values(alphas: Sequence[float], betas: Sequence[float], steps: int | None = None) -> np.ndarray:
+    """Sorted eigenvalues of the tridiagonal matrix of the first ``steps`` Lanczos steps (``None``: all)."""
+    k = len(alphas) if steps is None else steps
+    T = np.diag(alphas[:k]) + np.diag(betas[: k - 1], 1) + np.diag(betas[: k - 1], -1)
     return np.linalg.eigvalsh(T)
+
+
+def lanczos(matvec: Callable[[Tensor], Tensor], n: int, iterations: int, seed: int = 0, progress: bool = False):
+    """Ritz values of a symmetric operator after ``iterations`` Lanczos steps (full re-orthogonalization).
+
+    The extreme Ritz values approach the operator's extreme eigenvalues from inside the
+    spectrum; with ``iterations >= n`` they are its eigenvalues. Returns them sorted, as NumPy.
+    """
+    return ritz_values(*lanczos_tridiagonal(matvec, n, iterations, seed=seed, progress=progress))
 
 
 @dataclass(frozen=True)
@@ -262,11 +325,25 @@ class HessianExtremes:
     lambda_max: float
     lambda_min: float
     iterations: int
+    #: The same estimates one Lanczos step earlier (NaN when there was only one step): how far they still move.
+    lambda_max_previous: float = float("nan")
+    lambda_min_previous: float = float("nan")
 
     @property
     def ratio(self) -> float:
         """``|lambda_min| / lambda_max``: Li et al.'s measure of non-convexity (0 for a convex point)."""
         return abs(min(self.lambda_min, 0.0)) / self.lambda_max
+
+    @property
+    def lambda_max_change(self) -> float:
+        """How much the last Lanczos step moved ``lambda_max``: the estimate's own uncertainty."""
+        return abs(self.lambda_max - self.lambda_max_previous)
+
+    @property
+    def ratio_change(self) -> float:
+        """How much the last Lanczos step moved :attr:`ratio`."""
+        previous = abs(min(self.lambda_min_previous, 0.0)) / self.lambda_max_previous
+        return abs(self.ratio - previous)
 
 
 def hessian_extremes(
@@ -274,8 +351,10 @@ def hessian_extremes(
 ) -> HessianExtremes:
     """Largest and smallest Hessian eigenvalue of the mean training loss on ``(x, y)`` at the model's weights."""
     hvp, n = hessian_vector_product(model, x, y)
-    ritz = lanczos(hvp, n, iterations, seed=seed, progress=progress)
-    return HessianExtremes(float(ritz[-1]), float(ritz[0]), min(iterations, n))
+    alphas, betas = lanczos_tridiagonal(hvp, n, iterations, seed=seed, progress=progress)
+    ritz = ritz_values(alphas, betas)
+    previous = ritz_values(alphas, betas, len(alphas) - 1) if len(alphas) > 1 else np.array([np.nan])
+    return HessianExtremes(float(ritz[-1]), float(ritz[0]), len(alphas), float(previous[-1]), float(previous[0]))
 
 
 @dataclass(frozen=True)
@@ -319,19 +398,24 @@ __all__ = [
     "NORMALIZATIONS",
     "HessianExtremes",
     "NetLandscape",
+    "NoisyGradient",
     "Slice1D",
     "Surface2D",
     "displaced",
     "gradient_norm",
+    "gradient_with_noise",
     "hessian_extremes",
     "hessian_parameters",
     "hessian_vector_product",
     "lanczos",
+    "lanczos_tridiagonal",
     "loss_and_error",
     "loss_slice_1d",
     "loss_surface_2d",
     "measure_landscape",
     "negative_curvature_share",
+    "per_image_loss",
     "random_direction",
+    "ritz_values",
     "slice_steps",
 ]

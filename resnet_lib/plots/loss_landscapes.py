@@ -45,19 +45,26 @@ def shared_levels(surfaces: Sequence[Surface2D], count: int = 15) -> np.ndarray:
 
 def plot_contours(surfaces: Mapping[tuple[str, int], Surface2D], dataset_label: str) -> Figure:
     """2-D contour maps of the training loss, side by side, all at one (log) colour scale."""
+    titled = {net_label(family, depth): s for (family, depth), s in surfaces.items()}
+    title = f"Training loss around the trained weights (+), one colour scale (Li et al. Fig. 5)\n{dataset_label}"
+    return plot_labelled_contours(titled, title)
+
+
+def plot_labelled_contours(surfaces: Mapping[str, Surface2D], title: str) -> Figure:
+    """2-D contour maps of the training loss, one panel per label, all at one (log) colour scale."""
     items = list(surfaces.items())
     fig, axes = new_figure(1, len(items), figsize=(3.2 * len(items) + 1, 3.6), sharey=True)
     axes = np.atleast_1d(axes)
     levels = shared_levels([s for _, s in items])
     norm = colors.LogNorm(levels[0], levels[-1])
     filled = None
-    for ax, ((family, depth), s) in zip(axes, items, strict=True):
+    for ax, (label, s) in zip(axes, items, strict=True):
         a, b = np.meshgrid(s.a, s.b)
         loss = np.clip(s.loss, levels[0], levels[-1])
         filled = ax.contourf(a, b, loss, levels=levels, norm=norm, cmap="viridis")
         ax.contour(a, b, loss, levels=levels, colors="white", linewidths=0.4, alpha=0.6)
         ax.plot(0, 0, marker="+", color="red", ms=10)
-        ax.set_title(net_label(family, depth))
+        ax.set_title(label)
         ax.set_xlabel("direction 1 (filter-normalized)")
         ax.set_aspect("equal")
         ax.grid(False)
@@ -66,7 +73,36 @@ def plot_contours(surfaces: Mapping[tuple[str, int], Surface2D], dataset_label: 
     bar.ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%.2g"))
     bar.ax.yaxis.set_minor_formatter(ticker.NullFormatter())
     bar.set_label(f"training loss (nats, log scale, capped at {LOSS_CAP:g})")
-    fig.suptitle(f"Training loss around the trained weights (+), one colour scale (Li et al. Fig. 5)\n{dataset_label}")
+    fig.suptitle(title)
+    return fig
+
+
+#: The net trained to convergence is drawn in black beside the budget nets' family colours.
+CONVERGED_COLOUR = "#000000"
+
+
+def plot_converged_slices(
+    converged: Slice1D, converged_label: str, budget: Mapping[tuple[str, int], Slice1D], dataset_label: str
+) -> Figure:
+    """Training loss (left, log) and error (right) along one filter-normalized direction: the converged net
+    (black, thick) beside the budget nets, on the same axes."""
+    fig, (ax_loss, ax_err) = new_figure(1, 2, figsize=(10, 3.8))
+    depths = sorted({d for _, d in budget})
+    for (family, depth), s in budget.items():
+        colour = depth_shade(family, depth, depths)
+        for ax, values in ((ax_loss, s.loss), (ax_err, 100 * s.error)):
+            ax.plot(s.steps, values, color=colour, label=f"{net_label(family, depth)} (budget)")
+    for ax, values in ((ax_loss, converged.loss), (ax_err, 100 * converged.error)):
+        ax.plot(converged.steps, values, color=CONVERGED_COLOUR, lw=2.6, marker="o", ms=3, label=converged_label)
+    ax_loss.set_yscale("log")
+    ax_loss.set_ylabel("training loss (cross-entropy, nats, log scale)")
+    ax_err.set_ylabel("training error (%)")
+    ax_err.set_ylim(0, 100)
+    for ax in (ax_loss, ax_err):
+        ax.set_xlabel("step along the direction (0 = trained weights)")
+        ax.axvline(0, color="0.6", lw=0.8)
+    ax_loss.legend(fontsize=8)
+    fig.suptitle(f"Converged vs budget nets along one filter-normalized random direction\n{dataset_label}")
     return fig
 
 
@@ -107,4 +143,14 @@ def plot_eigenvalue_ratios(
     return fig
 
 
-__all__ = ["LOSS_CAP", "plot_contours", "plot_eigenvalue_ratios", "plot_slices_1d", "plot_surfaces_3d", "shared_levels"]
+__all__ = [
+    "CONVERGED_COLOUR",
+    "LOSS_CAP",
+    "plot_contours",
+    "plot_converged_slices",
+    "plot_eigenvalue_ratios",
+    "plot_labelled_contours",
+    "plot_slices_1d",
+    "plot_surfaces_3d",
+    "shared_levels",
+]
