@@ -257,8 +257,9 @@ class ConvergedExperiment:
     * ``n_train``: training photos loaded beside them (``None``: all);
     * ``response_images``: test photos He et al.'s Fig. 7 (std of each layer's response) is taken over;
     * ``probe_train``: training photos chapter 1's linear probes on the trained ResNet-56 are fit on;
-    * ``lesion_images``, ``deletion_draws``: test photos each lesion of chapter 6 is scored on (``None``:
-      all loaded) and random draws per number of deleted blocks;
+    * ``lesion_images``, ``deletion_draws``, ``lesion_ks``, ``swap_pairs``: test photos each lesion of
+      chapter 6 is scored on (``None``: all loaded), random draws per number of deleted blocks, those
+      numbers, and how many neighbour pairs are swapped (``None``: all);
     * ``landscape_images``, ``points_1d``, ``points_2d``, ``lanczos_iterations``: chapter 7's training
       photos for the loss and Hessian, slice resolution and Hessian-vector products.
     """
@@ -268,8 +269,14 @@ class ConvergedExperiment:
     n_train: int | None = 4500
     response_images: int = 500
     probe_train: int = 4500
-    lesion_images: int | None = None
-    deletion_draws: int = 4
+    # Chapter 6: ResNet-56's lesions cost about 31 intact forward passes over the lesion images (each of the 27
+    # single deletions and 8 swaps starts where its first changed block is, 15 random deletions mostly near the
+    # input), ResNet-20's about 3 more: on 500 photos, 283 s on 2 cores shared with 10 other processes here
+    # (load 11); 500 of the subset's 846 photos keep it near a minute at ~3 s per ResNet-56 pass over 846.
+    lesion_images: int | None = 500
+    deletion_draws: int = 3
+    lesion_ks: tuple[int, ...] = (1, 2, 4, 6, 8)  # numbers of random blocks deleted at once (chapter 6)
+    swap_pairs: int | None = 8  # neighbour pairs swapped, evenly spaced over the net (None: every pair; chapter 6)
     # Chapter 7 around the published ResNet-56 at 32x32, one thread: a Hessian-vector product on 64 photos took
     # 3 s of CPU, a forward pass 0.25 s; 64 photos, 11 + 49 slice points and 10 Lanczos steps took 42 s of CPU in
     # all (on 256 photos the Lanczos steps alone would take about 2 minutes).
@@ -281,13 +288,15 @@ class ConvergedExperiment:
     def __post_init__(self) -> None:
         for depth in self.depths:
             check_depth("ConvergedExperiment.depths", depth)
-        for name in ("n_test", "n_train", "lesion_images"):
+        for name in ("n_test", "n_train", "lesion_images", "swap_pairs"):
             object.__setattr__(self, name, check_whole(f"ConvergedExperiment.{name}", getattr(self, name), 1, True))
         for name in (
             "response_images", "probe_train", "deletion_draws", "landscape_images", "points_1d", "points_2d",
             "lanczos_iterations",
         ):  # fmt: skip
             object.__setattr__(self, name, check_whole(f"ConvergedExperiment.{name}", getattr(self, name), 1))
+        for k in self.lesion_ks:
+            check_whole("ConvergedExperiment.lesion_ks", k, 1)
 
 
 #: The kinds of CIFAR net chapter 8 trains (see :mod:`resnet_lib.chapters.residual_family`).

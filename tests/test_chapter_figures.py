@@ -153,6 +153,35 @@ def test_errors_by_depth_draw_a_bar_per_kind_and_depth_at_its_mean():
     plt.close(fig)
 
 
+def test_converged_lesion_figures_mark_the_downsampling_blocks_and_draw_each_k():
+    from resnet_lib.plots import ensembles_of_paths as paths
+
+    errors = {56: np.full(27, 0.08), 20: np.full(9, 0.2)}
+    errors[56][[9, 18]] = [0.23, 0.14]
+    intervals = {d: np.array([e - 0.02, e + 0.02]) for d, e in errors.items()}
+    down = {56: (9, 18), 20: (3, 6)}
+    fig = paths.plot_converged_single_lesions(
+        errors, intervals, {56: 0.067, 20: 0.083}, down, 0.9, "CIFAR-10", budget=(np.full(27, 0.6), 0.55, 2)
+    )
+    left, right = fig.axes[:2]
+    assert _labelled(left) and _labelled(right) and "CIFAR-10" in fig._suptitle.get_text()
+    squares = [line for line in left.get_lines() if line.get_marker() == "s"]
+    assert list(squares[0].get_xdata()) == [10, 19] and list(squares[0].get_ydata()) == pytest.approx([23, 14])
+    assert any("budget" in t.get_text() for t in left.get_legend().get_texts())
+    assert not any("budget" in t.get_text() for t in right.get_legend().get_texts())
+    with pytest.raises(ValueError, match="same depths"):
+        paths.plot_converged_single_lesions(errors, intervals, {56: 0.1}, down, 0.9, "CIFAR-10")
+    ks = {56: np.array([0, 1, 2, 4]), 20: np.array([0, 1, 2, 4])}
+    mean = {56: np.array([0.07, 0.09, 0.12, 0.2]), 20: np.array([0.08, 0.25, 0.5, 0.8])}
+    fig = paths.plot_converged_deletions(ks, mean, {d: m / 10 for d, m in mean.items()}, 0.9, "CIFAR-10")
+    ax = fig.axes[0]
+    assert _labelled(ax) and "CIFAR-10" in ax.get_title()
+    curves = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert sorted(tuple(np.round(c.get_ydata(), 6)) for c in curves) == sorted(
+        tuple(np.round(100 * m, 6)) for m in mean.values()
+    )
+
+
 def test_converged_slices_draw_the_converged_net_beside_the_budget_nets_on_the_same_axes():
     from resnet_lib.measure.landscape import Slice1D, Surface2D
     from resnet_lib.plots import loss_landscapes

@@ -153,22 +153,27 @@ class BlockSequenceEvaluator:
             for block in self.blocks:
                 h = torch.cat([block(h[i : i + batch_size]) for i in range(0, len(h), batch_size)])
                 self._inputs.append(h)
-        self.intact_error = self._error_of(self._inputs[-1])
+        self.intact_mistakes = self._mistakes_of(self._inputs[-1])
+        self.intact_error = self.intact_mistakes.float().mean().item()
 
-    def _error_of(self, features: Tensor) -> float:
+    def _mistakes_of(self, features: Tensor) -> Tensor:
         with torch.no_grad():
             scores = self.net.fc(torch.flatten(self.net.pool(features), 1))
-        return (scores.argmax(1) != self.y).float().mean().item()
+        return scores.argmax(1) != self.y
 
     def error(self, blocks: Sequence[nn.Module]) -> float:
         """Fraction of the images misclassified when the net's blocks are ``blocks``."""
+        return self.mistakes(blocks).float().mean().item()
+
+    def mistakes(self, blocks: Sequence[nn.Module]) -> Tensor:
+        """A boolean tensor, True for each image misclassified when the net's blocks are ``blocks``."""
         if len(blocks) != len(self.blocks):
             raise ValueError(f"expected a sequence of {len(self.blocks)} blocks, got {len(blocks)}")
         start = 0
         while start < len(blocks) and blocks[start] is self.blocks[start]:
             start += 1
         if start == len(blocks):
-            return self.intact_error
+            return self.intact_mistakes
         h = self._inputs[start]
         out = []
         with torch.no_grad():
@@ -177,7 +182,7 @@ class BlockSequenceEvaluator:
                 for block in blocks[start:]:
                     z = block(z)
                 out.append(z)
-        return self._error_of(torch.cat(out))
+        return self._mistakes_of(torch.cat(out))
 
 
 def single_block_lesions(evaluator: BlockSequenceEvaluator, progress: bool = False) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from resnet_lib.measure.lesions import EffectivePaths, LesionStudy, PathGradients, path_length_distribution
-from resnet_lib.plots.style import family_color, new_figure
+from resnet_lib.plots.style import depth_shade, family_color, new_figure
 
 _NAMES = {"plain": "plain", "residual": "ResNet"}
 
@@ -150,4 +150,103 @@ def plot_effective_paths(
     return fig
 
 
-__all__ = ["plot_effective_paths", "plot_random_deletions", "plot_single_block_lesions"]
+def _shade(depth: int, depths: Sequence[int]):
+    return depth_shade("residual", depth, depths)
+
+
+def plot_converged_single_lesions(
+    errors: Mapping[int, np.ndarray],
+    intervals: Mapping[int, np.ndarray],
+    intact: Mapping[int, float],
+    downsampling: Mapping[int, Sequence[int]],
+    chance: float,
+    dataset_label: str,
+    budget: tuple[np.ndarray, float, int] | None = None,
+) -> Figure:
+    """Test error with one block deleted, per block, for the published ResNets (converged), one panel each.
+
+    ``errors[depth]`` per block (fractions), ``intervals[depth]`` their ``(2, blocks)`` 95% intervals,
+    ``intact[depth]`` the intact error, ``downsampling[depth]`` the downsampling blocks' indices (shaded
+    and marked with squares). ``budget``: ``(errors per block, intact error, seeds)`` of the book's own
+    ResNet of the same depth as the first panel, trained for minutes (mean over seeds).
+    """
+    if not errors or set(errors) != set(intervals) or set(errors) != set(intact) or set(errors) != set(downsampling):
+        raise ValueError("need errors, intervals, intact errors and downsampling blocks for the same depths")
+    depths = sorted(errors, reverse=True)
+    fig, axes = new_figure(
+        1, len(depths), figsize=(5.2 * len(depths) + 1.5, 4.2), squeeze=False,
+        width_ratios=[len(errors[d]) + 6 for d in depths],
+    )  # fmt: skip
+    for ax, depth in zip(axes[0], depths, strict=True):
+        err, (low, high) = 100 * np.asarray(errors[depth]), 100 * np.asarray(intervals[depth])
+        blocks = np.arange(1, len(err) + 1)
+        colour = _shade(depth, depths)
+        for i in downsampling[depth]:
+            ax.axvspan(i + 0.5, i + 1.5, color="0.88", lw=0, zorder=0)
+        ax.errorbar(
+            blocks, err, yerr=(err - low, high - err), color=colour, marker="o", ms=4, lw=1.2, capsize=2,
+            label=f"ResNet-{depth} converged, one block deleted (95% interval)",
+        )  # fmt: skip
+        down = list(downsampling[depth])
+        ax.plot(blocks[down], err[down], "s", ms=8, mfc="none", mec="black", label="downsampling block deleted")
+        ax.axhline(100 * intact[depth], color=colour, ls="--", lw=1.2, label=f"intact ({100 * intact[depth]:.1f}%)")
+        if budget is not None and depth == depths[0]:
+            b_err, b_intact, seeds = budget
+            if len(b_err) != len(err):
+                raise ValueError(f"the budget net has {len(b_err)} blocks, ResNet-{depth} {len(err)}")
+            grey = family_color("reference")
+            ax.plot(blocks, 100 * np.asarray(b_err), color=grey, marker="^", ms=4, lw=1,
+                    label=f"ResNet-{depth}, this book's budget ({seeds} seeds), one block deleted")  # fmt: skip
+            ax.axhline(100 * b_intact, color=grey, ls="--", lw=1, label=f"budget net intact ({100 * b_intact:.1f}%)")
+        ax.axhline(100 * chance, color="black", ls=":", lw=1.2, label=f"chance ({100 * chance:.0f}%)")
+        ax.set_xlabel("deleted block (1 = input side; shaded: downsampling)")
+        ax.set_ylabel("test error (%)")
+        ax.set_ylim(0, 100)
+        ax.legend(fontsize=7, loc="upper right")
+        ax.set_title(f"ResNet-{depth} trained to convergence: one block deleted")
+    fig.suptitle(f"Deleting one block of a converged ResNet at test time\n{dataset_label}")
+    return fig
+
+
+def plot_converged_deletions(
+    ks: Mapping[int, np.ndarray],
+    mean: Mapping[int, np.ndarray],
+    half_width: Mapping[int, np.ndarray],
+    chance: float,
+    dataset_label: str,
+    budget: tuple[np.ndarray, np.ndarray, int, int] | None = None,
+) -> Figure:
+    """Mean test error against the number ``k`` of randomly deleted blocks (k = 0: intact), with 95% tolerances.
+
+    ``ks[depth]``, ``mean[depth]``, ``half_width[depth]``: one curve per published ResNet (fractions).
+    ``budget``: ``(ks, mean error, depth, seeds)`` of the book's own ResNet trained for minutes.
+    """
+    if not ks or set(ks) != set(mean) or set(ks) != set(half_width):
+        raise ValueError("need ks, means and tolerances for the same depths")
+    depths = sorted(ks, reverse=True)
+    fig, ax = new_figure(figsize=(7.5, 4.4))
+    for depth in depths:
+        k, m, h = np.asarray(ks[depth]), 100 * np.asarray(mean[depth]), 100 * np.asarray(half_width[depth])
+        colour = _shade(depth, depths)
+        ax.errorbar(k, m, yerr=h, color=colour, marker="o", ms=4, capsize=3, label=f"ResNet-{depth} converged")
+        ax.fill_between(k, m - h, m + h, color=colour, alpha=0.15, lw=0)
+    if budget is not None:
+        b_ks, b_mean, b_depth, seeds = budget
+        ax.plot(b_ks, 100 * np.asarray(b_mean), color=family_color("reference"), marker="^", ms=4,
+                label=f"ResNet-{b_depth}, this book's budget ({seeds} seeds)")  # fmt: skip
+    ax.axhline(100 * chance, color="black", ls=":", lw=1.2, label=f"chance ({100 * chance:.0f}%)")
+    ax.set_xlabel("number of blocks deleted, k (chosen at random; 0 = intact)")
+    ax.set_ylabel("mean test error over draws (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"Deleting k random blocks of converged ResNets (bars: 95% tolerance)\n{dataset_label}")
+    return fig
+
+
+__all__ = [
+    "plot_converged_deletions",
+    "plot_converged_single_lesions",
+    "plot_effective_paths",
+    "plot_random_deletions",
+    "plot_single_block_lesions",
+]

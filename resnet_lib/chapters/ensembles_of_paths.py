@@ -1,0 +1,424 @@
+"""Chapter 6 on nets trained to convergence: Veit et al.'s three lesions on the published ResNets.
+
+:func:`converged_lesions` deletes each block of a published CIFAR-10 ResNet in turn, ``k``
+random blocks at once, and swaps neighbouring blocks, all at test time in eval mode, and keeps
+*which* photos each lesioned net gets wrong (:class:`ConvergedLesions`), so that every reading
+is judged on the same photos: a lesion against the intact net by McNemar's paired test, a mean
+over random draws by a tolerance that adds the photos' paired sampling error to the spread
+between draws. The readings (:func:`single_block_reading`, :func:`deletion_reading`,
+:func:`swap_reading`, :func:`standin_reading`) return objects whose ``sentence()`` says what the
+photos show, in either direction, or that they do not resolve it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from resnet_lib.measure.lesions import (
+    BlockSequenceEvaluator,
+    delete_blocks,
+    is_downsampling,
+    swap_adjacent,
+    swappable_pairs,
+)
+from resnet_lib.measure.significance import CONFIDENCE, error_interval, paired_comparison
+
+#: z of the two-sided tolerances at CONFIDENCE (95%).
+_Z = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2)
+
+
+@dataclass(frozen=True)
+class ConvergedLesions:
+    """Which photos a net gets wrong, intact and after each lesion (True = wrong).
+
+    ``single[i]``: block ``i`` deleted; ``deletions[k]``: ``(draws, photos)``, ``k`` random blocks
+    deleted per draw; ``swaps[i]``: blocks ``i`` and ``i + 1`` swapped.
+    """
+
+    label: str
+    intact: np.ndarray
+    single: np.ndarray
+    deletions: dict[int, np.ndarray]
+    swaps: dict[int, np.ndarray]
+    downsampling: tuple[int, ...]
+
+    @property
+    def n(self) -> int:
+        return int(self.intact.size)
+
+    @property
+    def n_blocks(self) -> int:
+        return int(self.single.shape[0])
+
+    @property
+    def intact_error(self) -> float:
+        return float(self.intact.mean())
+
+    @property
+    def single_errors(self) -> np.ndarray:
+        return self.single.mean(1)
+
+    def single_intervals(self) -> np.ndarray:
+        """``(2, n_blocks)``: Wilson 95% interval of each single-deletion error."""
+        return np.array([error_interval(int(w.sum()), self.n) for w in self.single]).T
+
+    @property
+    def inner(self) -> list[int]:
+        """The blocks that keep the shape (every block but the downsampling ones)."""
+        return [i for i in range(self.n_blocks) if i not in self.downsampling]
+
+
+def _check_labels(x: Tensor, y: Tensor) -> None:
+    if x.dim() != 4 or len(x) != len(y) or len(y) == 0:
+        raise ValueError(f"need images (N, C, H, W) and N labels, got {tuple(x.shape)} and {tuple(y.shape)}")
+
+
+def converged_lesions(
+    net: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    label: str,
+    ks: Sequence[int],
+    draws: int,
+    swap_pairs: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> ConvergedLesions:
+    """The three lesions on one net, keeping each lesion's mistakes photo by photo.
+
+    ``swap_pairs``: how many swappable neighbour pairs to swap, evenly spaced over the net
+    (``None``: all). ``draws`` random sets of ``k`` blocks per ``k`` in ``ks`` (at least 2 draws,
+    so that the spread between draws can be estimated).
+    """
+    _check_labels(x, y)
+    if draws < 2:
+        raise ValueError(f"need at least 2 draws per k (their spread is part of the tolerance), got {draws}")
+    ev = BlockSequenceEvaluator(net, x, y)
+    n = len(ev.blocks)
+    bad = [k for k in ks if not 1 <= k <= n]
+    if bad or not ks:
+        raise ValueError(f"need numbers of deleted blocks in 1..{n}, got {list(ks)}")
+    pairs = swappable_pairs(ev.net)
+    if swap_pairs is not None:
+        if swap_pairs < 1:
+            raise ValueError(f"swap_pairs must be at least 1 or None (all), got {swap_pairs}")
+        pairs = [pairs[i] for i in sorted({round(j) for j in np.linspace(0, len(pairs) - 1, swap_pairs)})]
+    rng = np.random.default_rng(seed)
+    chosen = {k: [rng.choice(n, size=k, replace=False).tolist() for _ in range(draws)] for k in ks}
+    jobs = (
+        [("single", i) for i in range(n)]
+        + [("swap", i) for i in pairs]
+        + [("delete", (k, d)) for k in ks for d in range(draws)]
+    )
+    single, swaps, deleted = {}, {}, {k: [None] * draws for k in ks}
+    for kind, what in tqdm(jobs, desc=f"lesions of {label}", unit="net", disable=not progress, leave=False):
+        if kind == "single":
+            single[what] = ev.mistakes(delete_blocks(ev.net, [what])).numpy()
+        elif kind == "swap":
+            swaps[what] = ev.mistakes(swap_adjacent(ev.net, what)).numpy()
+        else:
+            k, d = what
+            deleted[k][d] = ev.mistakes(delete_blocks(ev.net, chosen[k][d])).numpy()
+    return ConvergedLesions(
+        label=label,
+        intact=ev.intact_mistakes.numpy(),
+        single=np.array([single[i] for i in range(n)]),
+        deletions={k: np.array(v) for k, v in deleted.items()},
+        swaps=swaps,
+        downsampling=tuple(i for i, b in enumerate(ev.blocks) if is_downsampling(b)),
+    )
+
+
+def lesion_nets(
+    nets: Mapping[int, nn.Module],
+    x: Tensor,
+    y: Tensor,
+    ks: Sequence[int],
+    draws: int,
+    swap_pairs: int | None = None,
+    seed: int = 0,
+) -> dict[int, ConvergedLesions]:
+    """:func:`converged_lesions` of every published ResNet in ``nets`` ({depth: net}), deepest first."""
+    return {
+        depth: converged_lesions(
+            nets[depth],
+            x,
+            y,
+            f"ResNet-{depth}",
+            [k for k in ks if k < len(nets[depth].blocks())],
+            draws,
+            swap_pairs,
+            seed,
+        )
+        for depth in sorted(nets, reverse=True)
+    }
+
+
+def _points(errors: float) -> str:
+    return f"{100 * errors:+.1f} points"
+
+
+@dataclass(frozen=True)
+class SingleBlockReading:
+    """Veit et al.'s first reading: one block deleted barely matters, except the downsampling blocks."""
+
+    label: str
+    n: int
+    intact_error: float
+    inner_costs: np.ndarray  # per inner block: lesioned minus intact error
+    inner_worse: np.ndarray  # per inner block: McNemar says it makes more mistakes than the intact net
+    downsampling: tuple[int, ...]
+    downsampling_costs: np.ndarray
+    beaten: np.ndarray  # per downsampling block: inner deletions it makes more mistakes than (paired test)
+
+    @property
+    def inner_unchanged(self) -> int:
+        """Inner deletions the photos cannot tell from the intact net (or that make fewer mistakes)."""
+        return int((~self.inner_worse).sum())
+
+    @property
+    def barely_changes(self) -> bool:
+        """Most inner deletions are indistinguishable from the intact net on these photos."""
+        return self.inner_unchanged > len(self.inner_worse) / 2
+
+    @property
+    def downsampling_costlier(self) -> bool:
+        """Every downsampling deletion makes more mistakes than most inner deletions (paired tests)."""
+        return bool(len(self.beaten)) and bool((self.beaten > len(self.inner_costs) / 2).all())
+
+    def sentence(self) -> str:
+        m = len(self.inner_costs)
+        first = (
+            f"deleting one of {self.label}'s {m} blocks that keep the shape "
+            f"{'barely changes' if self.barely_changes else 'changes'} its error: "
+            f"{self.inner_unchanged} of {m} such deletions cannot be told from the intact net on these "
+            f"{self.n:,} photos (McNemar, 5%), the median costs {_points(float(np.median(self.inner_costs)))} "
+            f"and the costliest {_points(float(self.inner_costs.max()))}"
+        )
+        blocks = ", ".join(
+            f"block {d + 1} {_points(float(c))}, more mistakes than {int(b)} of {m}"
+            for d, c, b in zip(self.downsampling, self.downsampling_costs, self.beaten, strict=True)
+        )
+        verdict = "cost more than the rest" if self.downsampling_costlier else "do not all cost more than the rest"
+        return f"{first}; its downsampling blocks {verdict} ({blocks})"
+
+
+def single_block_reading(lesions: ConvergedLesions) -> SingleBlockReading:
+    """Judge reading (a) on the same photos: each deletion against the intact net and against each other."""
+    inner = lesions.inner
+    if not inner:
+        raise ValueError("the net has no block that keeps the shape; nothing to compare")
+    worse = np.array(
+        [paired_comparison(lesions.single[i], lesions.intact).verdict == "more" for i in inner], dtype=bool
+    )
+    beaten = np.array(
+        [
+            sum(paired_comparison(lesions.single[d], lesions.single[i]).verdict == "more" for i in inner)
+            for d in lesions.downsampling
+        ],
+        dtype=int,
+    )
+    errors = lesions.single_errors
+    return SingleBlockReading(
+        label=lesions.label,
+        n=lesions.n,
+        intact_error=lesions.intact_error,
+        inner_costs=errors[inner] - lesions.intact_error,
+        inner_worse=worse,
+        downsampling=lesions.downsampling,
+        downsampling_costs=errors[list(lesions.downsampling)] - lesions.intact_error,
+        beaten=beaten,
+    )
+
+
+@dataclass(frozen=True)
+class DeletionReading:
+    """Veit et al.'s second reading: the error grows smoothly with the number of deleted blocks ``k``.
+
+    ``ks`` starts at 0 (the intact net). ``mean[j]`` is the mean error over draws at ``ks[j]``,
+    ``half_width[j]`` its 95% tolerance; ``steps[j]`` the change from ``ks[j]`` to ``ks[j + 1]``
+    with ``step_tolerance[j]``.
+    """
+
+    label: str
+    n: int
+    draws: int
+    ks: np.ndarray
+    mean: np.ndarray
+    half_width: np.ndarray
+    steps: np.ndarray
+    step_tolerance: np.ndarray
+    overall_tolerance: float  # of the change from the intact net to the largest k, the same way
+
+    @property
+    def step_verdicts(self) -> list[str]:
+        return [
+            "rises" if s > t else "falls" if s < -t else "unresolved"
+            for s, t in zip(self.steps, self.step_tolerance, strict=True)
+        ]
+
+    @property
+    def total_rise(self) -> float:
+        return float(self.mean[-1] - self.mean[0])
+
+    @property
+    def rises_overall(self) -> bool:
+        """The error with the most blocks deleted lies above the intact error beyond both tolerances."""
+        return self.total_rise > self.overall_tolerance
+
+    @property
+    def grows_smoothly(self) -> bool:
+        """Rises overall and never falls by more than a step's tolerance."""
+        return self.rises_overall and "falls" not in self.step_verdicts
+
+    def sentence(self) -> str:
+        verdicts = self.step_verdicts
+        rises, falls = verdicts.count("rises"), verdicts.count("falls")
+        counts = (
+            f"from {100 * self.mean[0]:.1f}% intact to {100 * self.mean[-1]:.1f}% with {int(self.ks[-1])} "
+            f"blocks deleted ({self.draws} draws per k, {self.n:,} photos); of {len(verdicts)} steps in k, "
+            f"{rises} rise beyond their 95% tolerance, {falls} fall, {len(verdicts) - rises - falls} are unresolved"
+        )
+        if self.grows_smoothly:
+            return f"{self.label}'s error grows with every k, without a resolved fall: {counts}"
+        if self.rises_overall:
+            return f"{self.label}'s error rises overall but not at every step: {counts}"
+        return f"{self.label}'s error does not rise resolvably with k: {counts}"
+
+
+def deletion_reading(lesions: ConvergedLesions) -> DeletionReading:
+    """Mean error over draws for each ``k`` with a tolerance from the photos and from the draws.
+
+    For a step from ``k`` to ``k'`` the photos' part is paired: per photo, the share of draws
+    that get it wrong at ``k'`` minus that at ``k``, whose mean is the step and whose standard
+    error over photos is the photos' sampling error; the draws' part is the standard error of each
+    mean over draws. Both add in variance; the tolerance is 1.96 standard errors.
+    """
+    ks = sorted(lesions.deletions)
+    share = [lesions.intact.astype(float)] + [lesions.deletions[k].mean(0) for k in ks]  # per photo, per k
+    draw_var = [0.0] + [lesions.deletions[k].mean(1).var(ddof=1) / len(lesions.deletions[k]) for k in ks]
+    n = lesions.n
+    mean = np.array([s.mean() for s in share])
+    half = np.array([_Z * math.sqrt(s.var(ddof=1) / n + v) for s, v in zip(share, draw_var, strict=True)])
+
+    def tolerance(a: int, b: int) -> float:
+        return _Z * math.sqrt((share[b] - share[a]).var(ddof=1) / n + draw_var[a] + draw_var[b])
+
+    steps = [float((share[j + 1] - share[j]).mean()) for j in range(len(ks))]
+    tol = [tolerance(j, j + 1) for j in range(len(ks))]
+    draws = {len(v) for v in lesions.deletions.values()}
+    return DeletionReading(
+        label=lesions.label,
+        n=n,
+        draws=min(draws),
+        ks=np.array([0, *ks]),
+        mean=mean,
+        half_width=half,
+        steps=np.array(steps),
+        step_tolerance=np.array(tol),
+        overall_tolerance=tolerance(0, len(ks)),
+    )
+
+
+@dataclass(frozen=True)
+class SwapReading:
+    """Veit et al.'s third reading: re-ordering neighbouring blocks costs little."""
+
+    label: str
+    n: int
+    pairs: tuple[int, ...]
+    costs: np.ndarray  # per swapped pair: lesioned minus intact error
+    worse: np.ndarray  # per pair: McNemar says the swapped net makes more mistakes
+
+    @property
+    def unchanged(self) -> int:
+        return int((~self.worse).sum())
+
+    @property
+    def costs_little(self) -> bool:
+        """Most swaps are indistinguishable from the intact net on these photos."""
+        return self.unchanged > len(self.pairs) / 2
+
+    def sentence(self) -> str:
+        m = len(self.pairs)
+        return (
+            f"swapping two neighbouring blocks of {self.label} {'costs little' if self.costs_little else 'costs'}: "
+            f"{self.unchanged} of {m} swaps cannot be told from the intact net on these {self.n:,} photos "
+            f"(McNemar, 5%); the mean swap costs {_points(float(self.costs.mean()))}, the costliest "
+            f"{_points(float(self.costs.max()))}"
+        )
+
+
+def swap_reading(lesions: ConvergedLesions) -> SwapReading:
+    """Each swap against the intact net, on the same photos."""
+    if not lesions.swaps:
+        raise ValueError(f"{lesions.label} has no swapped pair to judge")
+    pairs = tuple(sorted(lesions.swaps))
+    worse = np.array([paired_comparison(lesions.swaps[i], lesions.intact).verdict == "more" for i in pairs])
+    costs = np.array([lesions.swaps[i].mean() - lesions.intact_error for i in pairs])
+    return SwapReading(lesions.label, lesions.n, pairs, costs, worse.astype(bool))
+
+
+@dataclass(frozen=True)
+class StandinReading:
+    """A published net on images unlike CIFAR-10: is its error nearer chance than its CIFAR-10 error?"""
+
+    label: str
+    errors: int
+    n: int
+    chance: float
+    stated_error: float  # the publisher's CIFAR-10 test error, a fraction
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return error_interval(self.errors, self.n)
+
+    @property
+    def midpoint(self) -> float:
+        return (self.chance + self.stated_error) / 2
+
+    @property
+    def near_chance(self) -> bool:
+        """The whole 95% interval lies above the midpoint between the CIFAR-10 error and chance."""
+        return self.interval[0] > self.midpoint
+
+    def sentence(self) -> str:
+        low, high = self.interval
+        where = "near chance" if self.near_chance else "not near chance"
+        return (
+            f"{self.label} errs on {100 * self.errors / self.n:.1f}% of {self.n:,} images "
+            f"(95% interval {100 * low:.1f}-{100 * high:.1f}%), {where} ({100 * self.chance:.0f}%), against "
+            f"{100 * self.stated_error:.1f}% on CIFAR-10's test photos"
+        )
+
+
+def standin_reading(wrong: np.ndarray, label: str, chance: float, stated_error: float) -> StandinReading:
+    """Judge a published net's mistakes on other images against chance (``stated_error`` and ``chance`` fractions)."""
+    wrong = np.asarray(wrong)
+    if wrong.ndim != 1 or wrong.size == 0 or wrong.dtype != bool:
+        raise ValueError(f"expected a non-empty 1-D boolean array of mistakes, got shape {wrong.shape} {wrong.dtype}")
+    if not 0 <= stated_error < chance < 1:
+        raise ValueError(f"need 0 <= stated_error < chance < 1, got {stated_error} and {chance}")
+    return StandinReading(label, int(wrong.sum()), int(wrong.size), chance, stated_error)
+
+
+__all__ = [
+    "ConvergedLesions",
+    "DeletionReading",
+    "SingleBlockReading",
+    "StandinReading",
+    "SwapReading",
+    "converged_lesions",
+    "deletion_reading",
+    "lesion_nets",
+    "single_block_reading",
+    "standin_reading",
+    "swap_reading",
+]
