@@ -38,21 +38,37 @@ START = start=$$(date +%s)
 STOP = echo "[stage] $@: $$(( $$(date +%s) - start )) s"
 PIP = $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: install runs mathjax book test unit notebooks notebooks-standin browser-deps browser-test lint clean help lab
+.PHONY: install lock runs mathjax book test unit notebooks notebooks-standin browser-deps browser-test lint clean help lab
 
 help:
 	@sed -n '2,5p' Makefile
 
-$(STAMP): requirements.txt pyproject.toml
+# Installs requirements.lock (exact versions, every file's sha256: pip refuses any other file), then
+# resnet_lib itself without dependencies. requirements.txt is the hand-edited source; `make lock` regenerates
+# the lock from it.
+$(STAMP): requirements.lock requirements.txt pyproject.toml
 	@$(START); \
 	test -x $(PY) || $(PYTHON) -m venv $(VENV); \
-	$(PIP) -r requirements.txt 2>&1 | { grep -v '^WARNING: Location' || true; }; \
+	$(PIP) --require-hashes -r requirements.lock 2>&1 | { grep -v '^WARNING: Location' || true; }; \
 	$(PIP) --no-deps --no-build-isolation -e . 2>&1 | { grep -v '^WARNING: Location' || true; }; \
 	$(PY) -c 'import torch; import torchvision; import resnet_lib; import jupyter_book; import nbval; import playwright'; \
 	touch $(STAMP); \
 	echo "[stage] install: $$(( $$(date +%s) - start )) s"
 
 install: $(STAMP)
+
+# requirements.lock from requirements.txt: one resolution for every platform (markers keep torch's CUDA wheels
+# to Linux) and Python >= 3.11, from PyPI only (uv reads no pip.conf; --no-config: nor uv.toml), with the sha256
+# of every file of each version.
+# Pins already in the lock are kept where requirements.txt still allows them; `make lock LOCK_ARGS=--upgrade`
+# moves every package to its newest allowed version. uv runs from a venv of its own (_build/lock-tool), not .venv.
+UV_VERSION := 0.13.9
+LOCK_TOOL := _build/lock-tool
+LOCK_ARGS ?=
+lock:
+	@test -x $(LOCK_TOOL)/bin/uv || { $(PYTHON) -m venv $(LOCK_TOOL) && $(LOCK_TOOL)/bin/pip install -q uv==$(UV_VERSION); }
+	$(LOCK_TOOL)/bin/uv pip compile requirements.txt -o requirements.lock --universal --python-version 3.11 \
+	  --generate-hashes --no-config --custom-compile-command 'make lock' -q $(LOCK_ARGS)
 
 # The CIFAR nets of chapters 1, 3 and 5 (and the chapters after them), trained once into the results
 # cache in one process per core, before any notebook asks for them.
