@@ -16,14 +16,15 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # Real CIFAR-10: the shared subset beside a checkout of this project (CI, the developers' machines) when it
 # is there and RESNET_BOOK_DATA is not set; elsewhere resnet_lib's own default (~/.cache/resnet_book/data,
 # downloaded when possible, else the procedural stand-in).
-SUBSET := $(abspath $(CURDIR)/../shared/data/cifar10-subset)
-ifneq ($(wildcard $(SUBSET)/cifar-10-batches-py/data_batch_1),)
+# Found with the shell, not $(wildcard)/$(abspath), which split a checkout path with a space into two words.
+SUBSET := $(shell cd -- "$(CURDIR)/../shared/data/cifar10-subset" 2>/dev/null && test -f cifar-10-batches-py/data_batch_1 && pwd)
+ifneq ($(SUBSET),)
 export RESNET_BOOK_DATA ?= $(SUBSET)
 endif
 # The published CIFAR-10 ResNets trained to convergence (resnet_lib/models/published.py): the shared copy beside a
 # checkout, like the subset; resnet_lib looks there by itself too, and in ~/.cache/resnet_book/weights.
-WEIGHTS := $(abspath $(CURDIR)/../shared/weights/akamaster-cifar10-resnets)
-ifneq ($(wildcard $(WEIGHTS)/SHA256SUMS),)
+WEIGHTS := $(shell cd -- "$(CURDIR)/../shared/weights/akamaster-cifar10-resnets" 2>/dev/null && test -f SHA256SUMS && pwd)
+ifneq ($(WEIGHTS),)
 export RESNET_BOOK_WEIGHTS ?= $(WEIGHTS)
 endif
 # One intra-op thread per process: on the 2-core CI machine, a 2-thread training step took 42 s of CPU

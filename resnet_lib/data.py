@@ -3,20 +3,41 @@
 Every dataset is an :class:`ImageDataset` whose ``label`` says what it is; figures put
 that label in their titles, so a stand-in is never mistaken for CIFAR-10. Augmentation
 (pad + random crop + horizontal flip) runs on whole batches of tensors.
+
+CIFAR-10's files are pickles, and unpickling runs code, so nothing is unpickled unchecked:
+
+* Each file's bytes are checked before they are parsed: against the ``SHA256SUMS`` beside the
+  folder when there is one (the shared subset has one; every file it lists must match), else
+  against the official archive's MD5s (:data:`CIFAR10_MD5`). A file of 10,000 images (an
+  official batch) that matches neither is damaged and refused.
+* Every file, verified or not, is read with an unpickler that builds only dicts, lists, strings,
+  ints and integer numpy arrays; any other global in a pickle is refused in one line. So a small
+  CIFAR-format folder of one's own (the tests write them) still reads, and a pickle payload does not run.
+* Then the contents: ``data`` uint8 of shape (images, 3072), one label per image, labels the ints
+  0..9, ``label_names`` CIFAR-10's ten classes. Any other value is refused with the file named.
+
+A ``cifar-10-batches-py`` folder with files missing (an interrupted extraction) is repaired by
+downloading and extracting the official archive again when that is possible (never for a folder
+with its own ``SHA256SUMS``, such as the subset); otherwise it is a one-line
+:class:`DatasetDamagedError` naming the missing files. A damaged folder is an error even for
+``dataset="auto"``: it says CIFAR-10 was meant, and falling back to the stand-in on every run
+would hide the damage for good. Only a root with no CIFAR-10 folder at all falls back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import math
 import os
+import pickle
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -80,76 +101,301 @@ def auto_dataset() -> str:
     return choice
 
 
+def _absolute(path: str | Path) -> Path:
+    """``path`` with ``~`` expanded, made absolute (against the working directory of now)."""
+    return Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+
 def default_data_root() -> Path:
-    """``$RESNET_BOOK_DATA``, else ``~/.cache/resnet_book/data``."""
-    return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "resnet_book" / "data")
+    """``$RESNET_BOOK_DATA`` (``~`` expanded, made absolute), else ``~/.cache/resnet_book/data``."""
+    return _absolute(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "resnet_book" / "data")
 
 
 # --------------------------------------------------------------------------- CIFAR-10
 
+#: The files of ``cifar-10-batches-py`` and their MD5 sums in the official archive (as torchvision lists them).
+CIFAR10_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+}
+CIFAR10_FOLDER = "cifar-10-batches-py"
+TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+#: Images per batch file of the official archive: a file this size must be the official one (its MD5).
+OFFICIAL_BATCH_SIZE = 10_000
+_ARCHIVE = ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "cifar-10-python.tar.gz")
+_ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
+_PIXELS = 3 * 32 * 32
 
-def _cifar_class():
-    from torchvision.datasets import CIFAR10
 
-    class LocalCIFAR10(CIFAR10):
-        """torchvision's reader, checking that the files exist and parse rather than their MD5
-        (so a small CIFAR-format folder, like the one the tests write, reads too)."""
+class DatasetDamagedError(DatasetNotFoundError):
+    """A CIFAR-10 folder is there but incomplete, fails its checksums or holds something else.
 
-        meta: ClassVar[dict] = {**CIFAR10.meta, "md5": None}  # _load_meta would check its MD5: skip that too
+    Even ``dataset="auto"`` stops here instead of falling back to the stand-in: the folder says
+    the reader meant CIFAR-10, and a fall-back would hide the damage on every run.
+    """
 
-        def _check_integrity(self) -> bool:
-            folder = Path(self.root) / self.base_folder
-            return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
 
-    return LocalCIFAR10
+# The restricted unpickler: the only globals a CIFAR-10 batch needs, each checked before it is called.
+_INT_DTYPES = frozenset({"u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8"})
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles of bytes use it: str -> latin-1 bytes, nothing else."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"_codecs.encode({type(text).__name__}, {encoding!r}) is not allowed")
+    return text.encode("latin1")
+
+
+def _int_dtype(spec: object, align: bool = False, copy: bool = False) -> np.dtype:
+    if spec not in _INT_DTYPES:
+        raise pickle.UnpicklingError(f"numpy dtype {spec!r} is not allowed (only integers: {sorted(_INT_DTYPES)})")
+    return np.dtype(spec)
+
+
+def _reconstruct(cls: object, shape: object, dtype: object) -> np.ndarray:
+    if cls is not np.ndarray:
+        raise pickle.UnpicklingError(f"an array of class {cls!r} is not allowed, only numpy.ndarray")
+    return np.ndarray.__new__(np.ndarray, (0,), np.uint8)
+
+
+def _frombuffer(buffer: object, dtype: object, shape: object, order: object) -> np.ndarray:
+    if not isinstance(dtype, np.dtype) or dtype.str[1:] not in _INT_DTYPES:
+        raise pickle.UnpicklingError(f"numpy dtype {dtype!r} is not allowed (only integers)")
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order).copy()
+
+
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): _int_dtype,
+    ("_codecs", "encode"): _latin1_encode,
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Builds dicts, lists, strings, bytes, ints and integer numpy arrays; refuses every other global."""
+
+    def find_class(self, module: str, name: str) -> object:
+        allowed = _ALLOWED_GLOBALS.get((module, name))
+        if allowed is None:
+            raise pickle.UnpicklingError(
+                f"it names {module}.{name}; a CIFAR-10 batch may hold only dicts, lists, strings, ints and "
+                "integer numpy arrays"
+            )
+        return allowed
+
+    def persistent_load(self, pid: object) -> object:
+        raise pickle.UnpicklingError("it holds a persistent id; a CIFAR-10 batch has none")
+
+
+def _unpickle(path: Path, raw: bytes) -> object:
+    """``raw`` (the bytes of ``path``) through the restricted unpickler; one-line error otherwise."""
+    try:
+        return _CifarUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    except Exception as exc:  # UnpicklingError, EOFError, ValueError from numpy, ...
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DatasetDamagedError(
+            f"{path} is not a CIFAR-10 batch in its python format ({type(exc).__name__}: {reason[:160]}); "
+            "expected data_batch_1..5, test_batch and batches.meta as torchvision reads them"
+        ) from None
+
+
+def _read_sums(sums_file: Path) -> dict[str, str]:
+    """``relative path -> sha256`` from a ``sha256sum``-style file."""
+    sums = {}
+    for number, line in enumerate(sums_file.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2 or len(parts[0]) != 64 or any(c not in "0123456789abcdefABCDEF" for c in parts[0]):
+            raise DatasetDamagedError(
+                f"{sums_file}, line {number}, is not '<64 hex digits>  <file>' (as sha256sum writes): {line[:80]!r}"
+            )
+        sums[parts[1].strip().lstrip("*")] = parts[0].lower()
+    return sums
+
+
+def _checksum_table(root: Path, folder: Path) -> tuple[Path | None, dict[str, str]]:
+    """The SHA256SUMS (in ``root`` or in the folder) that lists CIFAR-10's files: ``(file, name -> sha256)``."""
+    for sums_file, prefix in ((root / "SHA256SUMS", f"{CIFAR10_FOLDER}/"), (folder / "SHA256SUMS", "")):
+        if not sums_file.is_file():
+            continue
+        listed = _read_sums(sums_file)
+        table = {name: listed[prefix + name] for name in CIFAR10_MD5 if prefix + name in listed}
+        if not table:
+            continue  # a SHA256SUMS about other files
+        unlisted = [name for name in CIFAR10_MD5 if name not in table]
+        if unlisted:
+            raise DatasetDamagedError(
+                f"{sums_file} lists some of CIFAR-10's files but not {', '.join(unlisted)}; "
+                "it must list all seven (data_batch_1..5, test_batch, batches.meta) or none"
+            )
+        return sums_file, table
+    return None, {}
+
+
+def _verified_bytes(path: Path, sums_file: Path | None, sha256: str | None) -> tuple[bytes, bool]:
+    """The bytes of ``path``, checked before anything parses them: ``(raw, matches the official MD5)``.
+
+    A file that a SHA256SUMS lists must match it; otherwise a file is official when its MD5 is.
+    """
+    raw = path.read_bytes()
+    if sha256 is not None:
+        actual = hashlib.sha256(raw).hexdigest()
+        if actual != sha256:
+            raise DatasetDamagedError(
+                f"{path} does not match {sums_file} (sha256 {actual[:16]}..., listed {sha256[:16]}...): "
+                "the file is damaged or was replaced; restore it from the source of that folder"
+            )
+        return raw, False
+    return raw, hashlib.md5(raw, usedforsecurity=False).hexdigest() == CIFAR10_MD5[path.name]
+
+
+def _as_str_keys(entry: dict) -> dict:
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
+
+
+def _read_batch(path: Path, raw: bytes, official: bool, vouched: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file's ``(data (N, 3072) uint8, labels (N,) int64)``, every field checked."""
+    entry = _unpickle(path, raw)
+    if not isinstance(entry, dict) or not {"data", "labels"} <= set(_as_str_keys(entry)):
+        raise DatasetDamagedError(
+            f"{path} does not hold a CIFAR-10 batch: expected a dict with 'data' and 'labels', "
+            f"got {type(entry).__name__}"
+        )
+    entry = _as_str_keys(entry)
+    data, labels = entry["data"], entry["labels"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _PIXELS:
+        what = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DatasetDamagedError(
+            f"{path}: 'data' is {what}; it must be a uint8 array of shape (images, 3072) "
+            "(32x32 pixels, red, green, blue planes, 0..255)"
+        )
+    if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
+        labels = labels.astype(np.int64)
+    elif isinstance(labels, list) and all(type(v) is int for v in labels):
+        labels = np.array(labels, dtype=np.int64) if labels else np.zeros(0, dtype=np.int64)
+    else:
+        raise DatasetDamagedError(f"{path}: 'labels' must be a list of ints 0..9, one per image")
+    if len(labels) != len(data):
+        raise DatasetDamagedError(
+            f"{path}: {len(labels)} labels for {len(data)} images; there must be exactly one label (0..9) per image"
+        )
+    bad = np.flatnonzero((labels < 0) | (labels > 9))
+    if len(bad):
+        raise DatasetDamagedError(
+            f"{path}: label {int(labels[bad[0]])} at image {int(bad[0])} ({len(bad)} labels out of range in all); "
+            "CIFAR-10's labels are the ints 0..9"
+        )
+    if len(data) == OFFICIAL_BATCH_SIZE and not (official or vouched):
+        raise DatasetDamagedError(
+            f"{path} holds {OFFICIAL_BATCH_SIZE:,} images, as the official file does, but not its MD5 "
+            f"({CIFAR10_MD5[path.name]}): it is damaged; delete {path.parent} to download CIFAR-10 again"
+        )
+    return data, labels
+
+
+def _read_meta(path: Path, raw: bytes) -> None:
+    entry = _unpickle(path, raw)
+    names = _as_str_keys(entry).get("label_names") if isinstance(entry, dict) else None
+    names = [n.decode("latin1") if isinstance(n, bytes) else n for n in names] if isinstance(names, list) else names
+    if names != list(CIFAR10_CLASSES):
+        raise DatasetDamagedError(
+            f"{path}: 'label_names' must be CIFAR-10's ten classes ({', '.join(CIFAR10_CLASSES)}), got {names!r:.120}"
+        )
 
 
 def _download_cifar10(root: Path, timeout_s: float) -> None:
-    """Download and extract CIFAR-10 into ``root`` with torchvision, quietly (the tests replace this)."""
+    """Download the official archive into ``root`` (its MD5 checked) and extract it (the tests replace this).
+
+    Nothing is unpickled here: the files are read like any others, by :func:`load_cifar10`.
+    """
+    from torchvision.datasets.utils import download_and_extract_archive
+
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout_s)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            _cifar_class()(str(root), train=True, download=True)
+            download_and_extract_archive(_ARCHIVE[0], str(root), filename=_ARCHIVE[1], md5=_ARCHIVE_MD5)
     finally:
         socket.setdefaulttimeout(old)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:120]
 
 
 def load_cifar10(root: str | Path | None = None, download: bool = True, timeout_s: float = 20.0):
     """CIFAR-10 as uint8 tensors ``(train_x, train_y, test_x, test_y)``, NCHW.
 
-    Reads ``root/cifar-10-batches-py`` when present, else downloads it there (when
-    ``download``). Raises :class:`DatasetNotFoundError` with one line when neither works.
+    Reads ``root/cifar-10-batches-py`` when present, else downloads it there (when ``download``).
+    Every file is checked before it is unpickled, and read with an unpickler that builds only
+    plain data (see the module docstring). Raises :class:`DatasetNotFoundError` with one line
+    when there is no CIFAR-10, :class:`DatasetDamagedError` when the folder is damaged.
     """
-    root = Path(root) if root is not None else default_data_root()
-    cls = _cifar_class()
-    folder = root / cls.base_folder
-    if not folder.exists() and download:
+    root = _absolute(root) if root is not None else default_data_root()
+    folder = root / CIFAR10_FOLDER
+    missing = [name for name in CIFAR10_MD5 if not (folder / name).is_file()] if folder.exists() else None
+    sums_file, sha256 = _checksum_table(root, folder) if folder.exists() else (None, {})
+    if missing == []:
+        pass
+    elif not download:
+        if missing is None:
+            raise DatasetNotFoundError(
+                f"CIFAR-10 is not in {folder}; put cifar-10-batches-py there or use dataset='standin'"
+            )
+    elif sums_file is not None:
+        pass  # a folder with its own SHA256SUMS (such as the shared subset) is never overwritten by a download
+    else:  # nothing there, or a half-extracted download: (re-)extract the official archive
         try:
             _download_cifar10(root, timeout_s)
         except Exception as exc:  # offline, DNS failure, HTTP error, ...
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise DatasetNotFoundError(
-                f"CIFAR-10 is not in {folder} and could not be downloaded ({reason[:120]}); "
-                "put the python version (cifar-10-batches-py) there, or use dataset='standin'"
+            if missing is None:
+                raise DatasetNotFoundError(
+                    f"CIFAR-10 is not in {folder} and could not be downloaded ({_first_line(exc)}); "
+                    "put the python version (cifar-10-batches-py) there, or use dataset='standin'"
+                ) from None
+            raise DatasetDamagedError(
+                f"CIFAR-10 in {folder} is incomplete ({', '.join(missing)} missing: a half-extracted download?) "
+                f"and could not be downloaded again ({_first_line(exc)}); put the missing files there, "
+                "delete the folder, or use dataset='standin'"
             ) from None
-    if not folder.exists():
-        raise DatasetNotFoundError(
-            f"CIFAR-10 is not in {folder}; put cifar-10-batches-py there or use dataset='standin'"
-        )
-    try:
-        train, test = cls(str(root), train=True), cls(str(root), train=False)
-    except Exception as exc:  # missing files, not pickles, pickles of the wrong thing, wrong sizes, ...
-        raise DatasetNotFoundError(
-            f"{folder} does not hold CIFAR-10 in its python format ({type(exc).__name__}: {str(exc)[:100]}); "
+    missing = [name for name in CIFAR10_MD5 if not (folder / name).is_file()]
+    if missing:
+        if len(missing) == len(CIFAR10_MD5) and not any(folder.iterdir()):
+            raise DatasetDamagedError(
+                f"{folder} is empty; put CIFAR-10's files there (data_batch_1..5, test_batch, batches.meta), "
+                "delete the folder, or use dataset='standin'"
+            )
+        raise DatasetDamagedError(
+            f"CIFAR-10 in {folder} is incomplete: {', '.join(missing)} missing (a half-extracted download?); "
             "expected data_batch_1..5, test_batch and batches.meta"
-        ) from None
+            + ("" if sums_file is None else f", as {sums_file} lists them")
+        )
+    vouched = sums_file is not None
 
-    def to_tensors(ds) -> tuple[Tensor, Tensor]:
-        x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
-        return x, torch.tensor(ds.targets, dtype=torch.int64)
+    def read(names: tuple[str, ...]) -> tuple[Tensor, Tensor]:
+        rows, labels = [], []
+        for name in names:
+            raw, official = _verified_bytes(folder / name, sums_file, sha256.get(name))
+            data, y = _read_batch(folder / name, raw, official, vouched)
+            rows.append(data)
+            labels.append(y)
+        x = torch.from_numpy(np.concatenate(rows)).reshape(-1, 3, 32, 32)
+        return x, torch.from_numpy(np.concatenate(labels))
 
-    return (*to_tensors(train), *to_tensors(test))
+    meta = folder / "batches.meta"
+    _read_meta(meta, _verified_bytes(meta, sums_file, sha256.get("batches.meta"))[0])
+    return (*read(TRAIN_FILES), *read(("test_batch",)))
 
 
 # ------------------------------------------------------------------------ the stand-in
@@ -280,7 +526,8 @@ def load_dataset(
     """The images a :class:`DataSpec` describes, as one :class:`ImageDataset`.
 
     ``dataset="auto"`` uses CIFAR-10 when it is on disk or can be downloaded, else prints
-    one line and uses the stand-in; ``$RESNET_BOOK_DATASET`` (``cifar10`` or ``standin``)
+    one line and uses the stand-in (a damaged CIFAR-10 folder raises :class:`DatasetDamagedError`
+    instead); ``$RESNET_BOOK_DATASET`` (``cifar10`` or ``standin``)
     decides for it instead. Images are scaled to [0, 1], averaged down to
     ``image_size``, and (``normalize``) have the per-pixel training mean subtracted and
     are divided by the training set's overall standard deviation; with ``normalize=False``
@@ -301,7 +548,7 @@ def load_dataset(
             tx, ty, vx, vy = load_cifar10(root, download=True)
             name = "cifar10"
         except DatasetNotFoundError as exc:
-            if requested == "cifar10":
+            if requested == "cifar10" or isinstance(exc, DatasetDamagedError):  # damage is never hidden
                 raise
             if verbose:
                 print(f"CIFAR-10 unavailable, using the {STANDIN_LABEL}: {str(exc).split(';')[0]}")

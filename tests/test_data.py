@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import pickle
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +20,8 @@ from resnet_lib.data import (
     CIFAR10_LABEL,
     STANDIN_CLASSES,
     STANDIN_LABEL,
+    TRAIN_FILES,
+    DatasetDamagedError,
     DatasetNotFoundError,
     augment_batch,
     iterate_batches,
@@ -101,9 +107,7 @@ def test_the_data_root_defaults_to_the_environment(tmp_path, monkeypatch):
 def _garble(folder: Path, how: str) -> None:
     if how == "empty":
         return
-    if how == "missing test_batch":
-        (folder / "test_batch").unlink()
-    elif how == "not pickles":
+    if how == "not pickles":
         for f in folder.iterdir():
             f.write_text("this is not CIFAR-10\n")
     elif how == "pickled lists":
@@ -115,20 +119,32 @@ def _garble(folder: Path, how: str) -> None:
     elif how == "truncated":
         f = folder / "data_batch_2"
         f.write_bytes(f.read_bytes()[:500])
+    elif how == "other class names":
+        meta = {"label_names": ["cat"] * 10}
+        (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
 
 
 @pytest.mark.parametrize(
-    "how", ["empty", "missing test_batch", "not pickles", "pickled lists", "wrong image size", "truncated"]
+    ("how", "message"),
+    [
+        ("empty", r"is incomplete \(data_batch_1, .*batches.meta missing"),
+        ("not pickles", r"batches.meta is not a CIFAR-10 batch in its python format"),
+        ("pickled lists", r"batches.meta: 'label_names' must be CIFAR-10's ten classes"),
+        ("wrong image size", r"data_batch_3: 'data' is uint8 \(4, 100\); it must be a uint8 array of shape"),
+        ("truncated", r"data_batch_2 is not a CIFAR-10 batch in its python format \(\w+Error"),
+        ("other class names", r"batches.meta: 'label_names' must be CIFAR-10's ten classes \(airplane, "),
+    ],
 )
-def test_a_folder_that_does_not_hold_cifar10_gets_one_clear_error(tmp_path, how):
+def test_a_folder_that_does_not_hold_cifar10_gets_one_clear_error(tmp_path, how, message):
     if how == "empty":
         (tmp_path / "cifar-10-batches-py").mkdir()
     else:
         write_cifar_folder(tmp_path)
     _garble(tmp_path / "cifar-10-batches-py", how)
-    with pytest.raises(DatasetNotFoundError, match="does not hold CIFAR-10") as err:
-        load_dataset(DataSpec(dataset="cifar10"), root=tmp_path)
-    assert "\n" not in str(err.value) and "data_batch_1..5, test_batch and batches.meta" in str(err.value)
+    for dataset in ("cifar10", "auto"):  # a damaged folder is an error for auto too, never a silent stand-in
+        with pytest.raises(DatasetDamagedError, match=message) as err:
+            load_dataset(DataSpec(dataset=dataset), root=tmp_path)
+        assert "\n" not in str(err.value)
 
 
 def test_cifar10_without_data_or_network_raises_one_line(tmp_path, monkeypatch):
@@ -356,3 +372,276 @@ def test_a_fractional_width_is_refused_at_construction():
 
     with pytest.raises(ValueError, match=r"CifarExperiment.width must be a whole number >= 1, got 2.5"):
         CifarExperiment(DataSpec(), Recipe(), width=2.5)
+
+
+# ------------------------------------------------- issue 31: nothing unverified is loaded
+
+SUBSET = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
+
+
+class _Payload:
+    """Unpickling this creates ``marker``: the stand-in for code a pickle runs."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _rewrite(folder: Path, name: str, **fields) -> None:
+    """Replace fields of one batch file of a folder that :func:`write_cifar_folder` wrote."""
+    entry = pickle.loads((folder / name).read_bytes())
+    entry.update(fields)
+    (folder / name).write_bytes(pickle.dumps(entry, protocol=2))
+
+
+def _write_sums(root: Path) -> Path:
+    """A SHA256SUMS beside ``cifar-10-batches-py``, as the shared subset has."""
+    folder = root / "cifar-10-batches-py"
+    lines = [
+        f"{hashlib.sha256(f.read_bytes()).hexdigest()}  cifar-10-batches-py/{f.name}" for f in sorted(folder.iterdir())
+    ]
+    (root / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+    return root / "SHA256SUMS"
+
+
+def _flip_a_byte(path: Path, where: int = -3000) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[where] ^= 0x01
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize(
+    ("name", "payload"),
+    [
+        ("batches.meta", lambda marker: {"label_names": list(CIFAR10_CLASSES), "x": _Payload(marker)}),
+        ("data_batch_3", lambda marker: {"data": _pixels(4, 3), "labels": [0, 1, 2, 3], "x": _Payload(marker)}),
+        ("test_batch", lambda marker: {"data": np.array([_Payload(marker)], dtype=object), "labels": [0]}),
+    ],
+)
+def test_row2_a_pickle_payload_in_a_batch_never_runs(tmp_path, name, payload):
+    """Issue 31, row 2: a payload in batches.meta or a data batch ran; every file is now read by a restricted
+    unpickler (and, where a SHA256SUMS lists it, checked before it is parsed)."""
+    write_cifar_folder(tmp_path)
+    marker = tmp_path / "payload-ran"
+    folder = tmp_path / "cifar-10-batches-py"
+    (folder / name).write_bytes(pickle.dumps(payload(marker), protocol=2))
+    for dataset in ("cifar10", "auto"):
+        with pytest.raises(DatasetDamagedError, match=rf"{name} is not a CIFAR-10 batch .*(io\.open|dtype 'O8')"):
+            load_dataset(DataSpec(dataset=dataset), root=tmp_path)
+    assert not marker.exists(), "the pickle's payload ran"
+    # A folder with a SHA256SUMS written before the payload: refused before the file is parsed at all.
+    clean = tmp_path / "with_sums"
+    write_cifar_folder(clean)
+    _write_sums(clean)
+    (clean / "cifar-10-batches-py" / name).write_bytes(pickle.dumps(payload(marker), protocol=2))
+    with pytest.raises(DatasetDamagedError, match=rf"{name} does not match .*SHA256SUMS \(sha256 [0-9a-f]+\.\.\.") as e:
+        load_cifar10(clean, download=False)
+    assert "\n" not in str(e.value) and not marker.exists()
+
+
+def test_row2_the_restricted_unpickler_reads_every_pickle_protocol_and_py2_strings(tmp_path):
+    """What the format needs still reads: protocols 2 to 5, and byte-string keys as Python 2 wrote them."""
+    train_rows, train_labels, _, _ = write_cifar_folder(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    for protocol, name in zip((2, 3, 4, 5), TRAIN_FILES[:4], strict=True):
+        entry = pickle.loads((folder / name).read_bytes())
+        entry = {key.encode(): value for key, value in entry.items()} if protocol == 3 else entry
+        (folder / name).write_bytes(pickle.dumps(entry, protocol=protocol))
+    tx, ty, _, _ = load_cifar10(tmp_path, download=False)
+    assert torch.equal(tx, torch.from_numpy(train_rows).reshape(-1, 3, 32, 32)) and ty.tolist() == train_labels
+
+
+@pytest.mark.parametrize(
+    ("name", "labels", "message"),
+    [
+        (
+            "data_batch_2",
+            [0, 10, 1, 2],
+            r"data_batch_2: label 10 at image 1 \(1 labels out of range in all\); .*0\.\.9",
+        ),
+        ("data_batch_5", [-1, 3, 3, 3], r"data_batch_5: label -1 at image 0 .*CIFAR-10's labels are the ints 0\.\.9"),
+        ("test_batch", [0, 1, 255, 3, 4, 5], r"test_batch: label 255 at image 2 "),
+        ("data_batch_1", [0, 1, 2.0, 3], r"data_batch_1: 'labels' must be a list of ints 0\.\.9, one per image"),
+        ("data_batch_1", [0, 1, True, 3], r"data_batch_1: 'labels' must be a list of ints 0\.\.9, one per image"),
+    ],
+)
+def test_row3_labels_outside_0_to_9_are_refused_at_load(tmp_path, name, labels, message):
+    """Issue 31, row 3: training label 10 or -1, test label 255 gave IndexError tracebacks (one after an epoch)."""
+    write_cifar_folder(tmp_path)
+    _rewrite(tmp_path / "cifar-10-batches-py", name, labels=labels)
+    with pytest.raises(DatasetDamagedError, match=message) as err:
+        load_dataset(DataSpec(dataset="auto"), root=tmp_path)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("how", ["one label missing", "one label too many", "labels of another length as an array"])
+def test_row4_a_label_count_that_is_not_one_per_image_is_refused(tmp_path, how):
+    """Issue 31, row 4: 100 labels missing from data_batch_1 loaded, and every later label was shifted."""
+    write_cifar_folder(tmp_path)
+    labels = {
+        "one label missing": [1, 2, 3],
+        "one label too many": [1, 2, 3, 4, 5],
+        "labels of another length as an array": np.array([1, 2], dtype=np.int64),
+    }[how]
+    _rewrite(tmp_path / "cifar-10-batches-py", "data_batch_1", labels=labels)
+    n = len(labels)
+    with pytest.raises(DatasetDamagedError, match=rf"data_batch_1: {n} labels for 4 images; .*exactly one label"):
+        load_dataset(DataSpec(dataset="cifar10"), root=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (np.full((4, 3072), 1020, dtype=np.int16), r"'data' is int16 \(4, 3072\); it must be a uint8 array"),
+        (np.zeros((4, 3, 32, 32), dtype=np.uint8), r"'data' is uint8 \(4, 3, 32, 32\); it must be a uint8 array"),
+        (np.zeros((4, 3072), dtype=np.float32), r"numpy dtype 'f4' is not allowed"),
+        ([[0] * 3072] * 4, r"'data' is list; it must be a uint8 array of shape \(images, 3072\)"),
+    ],
+)
+def test_row5_pixels_that_are_not_uint8_rows_of_3072_are_refused(tmp_path, data, message):
+    """Issue 31, row 5: int16 pixels up to 1020 loaded silently."""
+    write_cifar_folder(tmp_path)
+    _rewrite(tmp_path / "cifar-10-batches-py", "data_batch_4", data=data)
+    with pytest.raises(DatasetDamagedError, match=message) as err:
+        load_dataset(DataSpec(dataset="auto"), root=tmp_path)
+    assert "data_batch_4" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_row5_a_flipped_byte_is_caught_by_the_folders_sha256sums(tmp_path):
+    """Issue 31, row 5: one flipped byte loaded silently; a folder with a SHA256SUMS is now checked against it."""
+    write_cifar_folder(tmp_path)
+    sums = _write_sums(tmp_path)
+    assert load_cifar10(tmp_path, download=False)[0].shape == (20, 3, 32, 32)  # intact: it reads
+    _flip_a_byte(tmp_path / "cifar-10-batches-py" / "data_batch_3")  # a pixel: the pickle still parses
+    with pytest.raises(DatasetDamagedError, match=r"data_batch_3 does not match .*SHA256SUMS") as err:
+        load_dataset(DataSpec(dataset="auto"), root=tmp_path)
+    assert "\n" not in str(err.value)
+    # A SHA256SUMS that lists some of the files must list all of them.
+    sums.write_text("".join(line + "\n" for line in sums.read_text().splitlines() if "test_batch" not in line))
+    with pytest.raises(DatasetDamagedError, match=r"SHA256SUMS lists some of CIFAR-10's files but not test_batch"):
+        load_cifar10(tmp_path, download=False)
+    sums.write_text("not a checksum  cifar-10-batches-py/data_batch_1\n")
+    with pytest.raises(DatasetDamagedError, match=r"SHA256SUMS, line 1, is not '<64 hex digits>  <file>'"):
+        load_cifar10(tmp_path, download=False)
+
+
+def test_row5_a_flipped_byte_in_an_official_batch_is_caught_by_its_md5(tmp_path, monkeypatch):
+    """Issue 31, rows 2 and 5: CI's cached download was never verified. Played with tiny files made official by
+    patching the MD5 table and the official batch size: the intact ones read, a flipped byte is refused."""
+    write_cifar_folder(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    md5s = {f.name: hashlib.md5(f.read_bytes()).hexdigest() for f in folder.iterdir()}
+    monkeypatch.setattr(data_mod, "CIFAR10_MD5", md5s)
+    monkeypatch.setattr(data_mod, "OFFICIAL_BATCH_SIZE", TRAIN_PER_BATCH)
+    assert load_cifar10(tmp_path, download=False)[0].shape == (20, 3, 32, 32)
+    _flip_a_byte(folder / "data_batch_5")
+    with pytest.raises(DatasetDamagedError, match=r"data_batch_5 holds 4 images, as the official file does, but not"):
+        load_dataset(DataSpec(dataset="auto"), root=tmp_path)
+
+
+@pytest.mark.skipif(
+    not (SUBSET / "SHA256SUMS").is_file(), reason="the shared CIFAR-10 subset is not beside this checkout"
+)
+def test_rows2_5_the_shared_subset_is_verified_against_its_sha256sums(tmp_path):
+    tx, ty, vx, _ = load_cifar10(SUBSET, download=False)
+    assert tx.shape == (4660, 3, 32, 32) and vx.shape == (846, 3, 32, 32) and int(ty.max()) == 9
+    copy = tmp_path / "subset"
+    shutil.copytree(SUBSET, copy)
+    for f in copy.rglob("*"):
+        f.chmod(0o755 if f.is_dir() else 0o644)
+    _flip_a_byte(copy / "cifar-10-batches-py" / "test_batch")
+    with pytest.raises(DatasetDamagedError, match=r"test_batch does not match .*subset/SHA256SUMS"):
+        load_cifar10(copy, download=False)
+
+
+def test_row6_a_half_extracted_folder_is_repaired_when_online(tmp_path, monkeypatch):
+    """Issue 31, row 6: a half-extracted cifar-10-batches-py made auto use the stand-in on every run."""
+    write_cifar_folder(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    for name in ("data_batch_4", "data_batch_5", "test_batch"):
+        (folder / name).unlink()
+    downloads = []
+
+    def download(root, timeout_s):  # the archive extracted again over the folder
+        downloads.append(root)
+        shutil.rmtree(root / "cifar-10-batches-py")
+        write_cifar_folder(root)
+
+    monkeypatch.setattr(data_mod, "_download_cifar10", download)
+    ds = load_dataset(DataSpec(dataset="auto"), root=tmp_path, verbose=False)
+    assert ds.name == "cifar10" and len(ds.train_y) == 5 * TRAIN_PER_BATCH and downloads == [tmp_path]
+
+
+def test_row6_a_half_extracted_folder_offline_is_one_clear_error_not_the_standin(tmp_path, capsys):
+    write_cifar_folder(tmp_path)
+    for name in ("data_batch_4", "test_batch"):
+        (tmp_path / "cifar-10-batches-py" / name).unlink()
+    for dataset in ("auto", "cifar10"):
+        with pytest.raises(
+            DatasetDamagedError, match=r"is incomplete \(data_batch_4, test_batch missing: a half-"
+        ) as e:
+            load_dataset(DataSpec(dataset=dataset), root=tmp_path)
+        assert "could not be downloaded again (network disabled in tests)" in str(e.value) and "\n" not in str(e.value)
+    assert capsys.readouterr().out == ""  # no "using the stand-in" line: it did not fall back
+    with pytest.raises(DatasetDamagedError, match=r"is incomplete: data_batch_4, test_batch missing"):
+        load_cifar10(tmp_path, download=False)
+
+
+def test_row6_a_folder_with_its_own_sha256sums_is_never_overwritten_by_a_download(tmp_path, monkeypatch):
+    write_cifar_folder(tmp_path)
+    _write_sums(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_2").unlink()
+    monkeypatch.setattr(data_mod, "_download_cifar10", lambda root, timeout_s: pytest.fail("it downloaded"))
+    with pytest.raises(DatasetDamagedError, match=r"incomplete: data_batch_2 missing .*as .*SHA256SUMS lists them"):
+        load_dataset(DataSpec(dataset="auto"), root=tmp_path)
+
+
+def test_row16_the_data_folder_variable_expands_a_tilde_and_is_made_absolute(tmp_path, monkeypatch):
+    """Issue 31, row 16: RESNET_BOOK_DATA='~/x' was a literal './~/x', and a relative path followed the cwd."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(data_mod.DATA_ENV, "~/x")
+    assert data_mod.default_data_root() == tmp_path / "home" / "x"
+    write_cifar_folder(tmp_path / "home" / "x")
+    assert load_dataset(DataSpec(dataset="cifar10")).name == "cifar10"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(data_mod.DATA_ENV, "rel/data")
+    root = data_mod.default_data_root()
+    assert root.is_absolute() and root == tmp_path / "rel" / "data"
+    monkeypatch.chdir(tmp_path / "home")
+    assert data_mod.default_data_root() == tmp_path / "home" / "rel" / "data"  # absolute when asked
+    assert load_cifar10("~/x", download=False)[0].shape == (20, 3, 32, 32)  # an explicit root too
+    assert not (tmp_path / "home" / "~").exists()
+
+
+def test_row16_the_makefile_finds_the_shared_folders_under_a_path_with_a_space(tmp_path):
+    """Issue 31, row 16: under a checkout path with a space, the Makefile silently missed the shared subset."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    top = tmp_path / "a checkout with spaces"
+    (top / "main").mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parents[1] / "Makefile", top / "main" / "Makefile")
+    subset = top / "shared" / "data" / "cifar10-subset" / "cifar-10-batches-py"
+    subset.mkdir(parents=True)
+    (subset / "data_batch_1").write_bytes(b"")
+    weights = top / "shared" / "weights" / "akamaster-cifar10-resnets"
+    weights.mkdir(parents=True)
+    (weights / "SHA256SUMS").write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in ("RESNET_BOOK_DATA", "RESNET_BOOK_WEIGHTS", "MAKEFLAGS")}
+    show = 'show-paths: ; @printf "%s|%s\\n" "$${RESNET_BOOK_DATA-}" "$${RESNET_BOOK_WEIGHTS-}"'
+    out = subprocess.run(
+        [make, "-s", "--no-print-directory", "--eval", show, "show-paths"],
+        cwd=top / "main",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.strip() == f"{subset.parent}|{weights}"
+    (subset / "data_batch_1").unlink()  # no subset there: RESNET_BOOK_DATA is left to resnet_lib's default
+    out = subprocess.run([make, "-s", "--eval", show, "show-paths"], cwd=top / "main", env=env, capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert out.stdout.strip() == f"|{weights}"
