@@ -284,6 +284,11 @@ class ConvergedExperiment:
     points_1d: int = 11
     points_2d: int = 7
     lanczos_iterations: int = 10
+    #: Chapters 1 and 5 on the stand-in: test images the published nets are scored on there (their CIFAR-10
+    #: weights mean nothing on it, and 200 images show that in ~2 s per net; all 10,000 would take minutes).
+    standin_test: int = 200
+    #: Chapter 5: disjoint groups of the ``response_images`` that Fig. 7's stds are also taken over, separately.
+    response_groups: int = 5
 
     def __post_init__(self) -> None:
         for depth in self.depths:

@@ -16,9 +16,10 @@ input, for pictures of feature maps.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -199,6 +200,8 @@ class ProbeResult:
     train_accuracy: float
     test_accuracy: float
     n_features: int
+    #: True for each test row the probe classifies wrongly (for paired tests between probes on the same rows).
+    test_mistakes: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 #: Probes on at most this many feature values (rows x features) run on one CPU thread.
@@ -272,8 +275,9 @@ def fit_linear_probe(
     train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
     weight, bias = logistic_regression(train_x, train_y, num_classes, l2=l2, max_iter=max_iter, threads=threads)
     train_acc = (F.linear(train_x, weight, bias).argmax(1) == train_y).float().mean().item()
-    test_acc = (F.linear(test_x, weight, bias).argmax(1) == test_y).float().mean().item()
-    return ProbeResult(train_acc, test_acc, train_x.shape[1])
+    test_right = F.linear(test_x, weight, bias).argmax(1) == test_y
+    test_acc = test_right.float().mean().item()
+    return ProbeResult(train_acc, test_acc, train_x.shape[1], (~test_right).cpu().numpy())
 
 
 # --------------------------------------------------------------------------- chapter 1's study

@@ -49,37 +49,71 @@ def layer_response_std(net: nn.Module, x: Tensor, batch_size: int = 500) -> np.n
     deviation over all images of ``x`` and all positions, averaged over channels. The
     model's mode is restored afterwards.
     """
-    layers = response_layers(_check_net(net))
     if x.dim() != 4 or len(x) < 2:
         raise ValueError(f"x must be a batch of at least 2 images (N, C, H, W), got shape {tuple(x.shape)}")
-    sums = [torch.zeros(m.num_features, dtype=torch.float64) for _, m in layers]
-    squares = [torch.zeros(m.num_features, dtype=torch.float64) for _, m in layers]
-    counts = [0] * len(layers)
+    return responses_and_logits(net, x, len(x), groups=1, batch_size=batch_size)[0][0]
+
+
+@torch.no_grad()
+def responses_and_logits(
+    net: nn.Module, x: Tensor, n_responses: int, groups: int = 1, batch_size: int = 500
+) -> tuple[np.ndarray, Tensor]:
+    """One forward pass over ``x`` (eval mode): the logits of every image, and the response stds of
+    :func:`layer_response_std` within each of ``groups`` equal consecutive parts of the first ``n_responses``.
+
+    Returns ``(stds, logits)`` with ``stds`` of shape ``(groups, layers)``: the groups are disjoint sets of
+    images, so their spread says how much the stds depend on which images were taken.
+    """
+    layers = response_layers(_check_net(net))
+    if x.dim() != 4 or len(x) < 1:
+        raise ValueError(f"x must be a batch of images (N, C, H, W), got shape {tuple(x.shape)}")
+    if not isinstance(groups, int) or groups < 1 or not isinstance(n_responses, int):
+        raise ValueError(f"groups must be an int >= 1, got {groups!r} (n_responses {n_responses!r})")
+    if not 2 * groups <= n_responses <= len(x):
+        raise ValueError(f"n_responses must lie in [{2 * groups}, {len(x)}] for {groups} group(s), got {n_responses}")
+    sums = [[torch.zeros(m.num_features, dtype=torch.float64) for _, m in layers] for _ in range(groups)]
+    squares = [[torch.zeros(m.num_features, dtype=torch.float64) for _, m in layers] for _ in range(groups)]
+    counts = [[0] * len(layers) for _ in range(groups)]
+    current: list[int | None] = [None]  # the group being recorded, None: record nothing
 
     def hook(i: int):
         def record(module: nn.Module, inputs: tuple[Tensor], output: Tensor) -> None:
-            out = output.detach().double().transpose(0, 1).reshape(output.shape[1], -1)
-            sums[i] += out.sum(1).cpu()
-            squares[i] += (out * out).sum(1).cpu()
-            counts[i] += out.shape[1]
+            g = current[0]
+            if g is None:
+                return
+            out = output.detach()
+            sums[g][i] += out.sum(dim=(0, 2, 3), dtype=torch.float64).cpu()
+            squares[g][i] += (out * out).sum(dim=(0, 2, 3), dtype=torch.float64).cpu()
+            counts[g][i] += out.numel() // out.shape[1]
 
         return record
 
+    bounds = [round(g * n_responses / groups) for g in range(groups + 1)]
+    chunks = [(g, a, b) for g in range(groups) for a, b in _batches(bounds[g], bounds[g + 1], batch_size)]
+    chunks += [(None, a, b) for a, b in _batches(n_responses, len(x), batch_size)]
     handles = [m.register_forward_hook(hook(i)) for i, (_, m) in enumerate(layers)]
     device = next(net.parameters()).device
+    logits = []
     try:
         with preserved_state(net):
-            for i in range(0, len(x), batch_size):
-                net(x[i : i + batch_size].to(device))
+            for g, a, b in chunks:
+                current[0] = g
+                logits.append(net(x[a:b].to(device)).cpu())
     finally:
         for h in handles:
             h.remove()
-    stds = []
-    for s, q, n in zip(sums, squares, counts, strict=True):
-        mean = s / n
-        var = (q / n - mean * mean).clamp_min(0) * n / (n - 1)
-        stds.append(var.sqrt().mean().item())
-    return np.array(stds)
+    stds = np.zeros((groups, len(layers)))
+    for g in range(groups):
+        for i in range(len(layers)):
+            n = counts[g][i]
+            mean = sums[g][i] / n
+            var = (squares[g][i] / n - mean * mean).clamp_min(0) * n / (n - 1)
+            stds[g, i] = var.sqrt().mean().item()
+    return stds, torch.cat(logits)
+
+
+def _batches(start: int, stop: int, size: int) -> list[tuple[int, int]]:
+    return [(a, min(a + size, stop)) for a in range(start, stop, size)]
 
 
 def conv_gradient_norms(net: nn.Module, x: Tensor, y: Tensor) -> np.ndarray:
@@ -184,5 +218,6 @@ __all__ = [
     "layer_response_std",
     "line_gradients",
     "response_layers",
+    "responses_and_logits",
     "with_batch_statistics",
 ]

@@ -111,6 +111,21 @@ def paired_comparison(
     )
 
 
+def paired_difference(
+    wrong_a: Tensor | np.ndarray, wrong_b: Tensor | np.ndarray, confidence: float = CONFIDENCE
+) -> tuple[float, float, float]:
+    """Error of A minus error of B on the same photos (fractions), with its Wald interval for paired proportions."""
+    a, b = _as_mistakes(wrong_a), _as_mistakes(wrong_b)
+    if a.shape != b.shape:
+        raise ValueError(f"the two nets must be scored on the same photos, got {a.size} and {b.size}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}")
+    n, only_a, only_b = a.size, int((a & ~b).sum()), int((b & ~a).sum())
+    diff = (only_a - only_b) / n
+    half = NormalDist().inv_cdf(0.5 + confidence / 2) * math.sqrt(max(only_a + only_b - n * diff * diff, 0.0)) / n
+    return diff, diff - half, diff + half
+
+
 @torch.no_grad()
 def mistakes(net: torch.nn.Module, x: Tensor, y: Tensor, batch_size: int = 500) -> np.ndarray:
     """A boolean array, True for each photo of ``x`` that ``net`` (in its current mode) classifies wrongly."""
@@ -127,4 +142,5 @@ __all__ = [
     "error_interval",
     "mistakes",
     "paired_comparison",
+    "paired_difference",
 ]

@@ -154,4 +154,45 @@ def plot_probe_accuracy(
     return ax
 
 
-__all__ = ["most_active_channels", "plot_feature_maps", "plot_first_layer_filters", "plot_probe_accuracy"]
+def plot_stage_probes(
+    stages: Sequence[str],
+    series: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],
+    dataset_label: str,
+    chance: float | None = None,
+    title: str = "Linear probes by stage: trained to convergence and on this page's budget",
+) -> Figure:
+    """Probe test accuracy at the stem and each stage's end (fractions in, percent drawn), one line per net.
+
+    ``series[name] = (accuracies, lows, highs)``, one value per entry of ``stages``; the bars are the
+    accuracies' 95% intervals. The first series is drawn in the residual colour, the others lighter.
+    """
+    if not series:
+        raise ValueError("series must hold at least one net's (accuracies, lows, highs)")
+    fig, ax = new_figure(figsize=(7.0, 4.2))
+    colour = FAMILY_COLORS["residual"]
+    styles = [("o-", colour, colour), ("s--", mpl.colors.to_rgba(colour, 0.55), "white")]
+    for k, (name, (acc, low, high)) in enumerate(series.items()):
+        acc, low, high = (100 * np.asarray(v, dtype=float) for v in (acc, low, high))
+        if not len(acc) == len(low) == len(high) == len(stages):
+            raise ValueError(f"series {name!r} needs one accuracy, low and high per stage ({len(stages)})")
+        fmt, line, face = styles[min(k, len(styles) - 1)]
+        ax.errorbar(range(len(stages)), acc, yerr=[acc - low, high - acc], fmt=fmt, color=line, mfc=face,
+                    capsize=3, label=name)  # fmt: skip
+    if chance is not None:
+        ax.axhline(100 * chance, color=FAMILY_COLORS["reference"], lw=0.8, alpha=0.6, label="chance")
+    ax.set_xticks(range(len(stages)), stages)
+    ax.set_xlabel("probed layer (the stem, then the end of each stage)")
+    ax.set_ylabel("probe test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"{title}\n{dataset_label}")
+    return fig
+
+
+__all__ = [
+    "most_active_channels",
+    "plot_feature_maps",
+    "plot_first_layer_filters",
+    "plot_probe_accuracy",
+    "plot_stage_probes",
+]

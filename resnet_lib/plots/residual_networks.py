@@ -166,3 +166,75 @@ def plot_line_gradients(
     axes[1].set_title(f"mean over {n_pairs} image pairs")
     fig.suptitle(f"Gradients along a line between two test images\n{dataset_label}")
     return fig
+
+
+def plot_converged_errors(
+    depths: Sequence[int],
+    errors: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    stated: Sequence[float],
+    paper: Sequence[float],
+    n_photos: int,
+    dataset_label: str,
+) -> Figure:
+    """Test error (fractions in, percent drawn) of the published nets against depth, with 95% interval bars,
+    beside the publisher's stated errors and He et al.'s Table 6."""
+    columns = [np.asarray(v, dtype=float) for v in (errors, lows, highs, stated, paper)]
+    if any(len(c) != len(depths) for c in columns) or not len(depths):
+        raise ValueError(f"need one error, interval, stated and paper value per depth ({len(depths)} depths)")
+    err, low, high, stated_, paper_ = (100 * c for c in columns)
+    if np.any(low > err) or np.any(high < err):
+        raise ValueError("every interval must contain its error (low <= error <= high)")
+    fig, ax = new_figure(figsize=(7.0, 4.2))
+    x = np.asarray(depths, dtype=float)
+    colour = family_color("residual")
+    ax.errorbar(x, err, yerr=[err - low, high - err], fmt="o", color=colour, capsize=4, lw=1.6,
+                label=f"measured here, 95% interval ({n_photos:,} photos)")  # fmt: skip
+    ax.plot(x + 0.8, stated_, "D", color=SERIES_COLORS["brown noise"], ms=6, label="publisher's stated error (10,000)")
+    ax.plot(x - 0.8, paper_, "s", color=family_color("reference"), ms=6, mfc="white", mew=1.6,
+            label="He et al., Table 6 (10,000)")  # fmt: skip
+    ax.set_xticks(x, [f"ResNet-{d}" for d in depths])
+    ax.set_xlabel("depth (weight layers)")
+    ax.set_ylabel("test error (%)")
+    ax.set_ylim(0, max(float(high.max()), float(stated_.max()), float(paper_.max())) * 1.25)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title(f"Published ResNets trained to convergence: test error by depth\n{dataset_label}")
+    return fig
+
+
+def plot_converged_responses(
+    stds: Mapping[int, np.ndarray], stage_means: Mapping[int, Mapping[str, Sequence[float]]], dataset_label: str
+) -> Figure:
+    """He et al.'s Fig. 7 on the published nets. Left: each 3x3 layer's response std (``stds[depth]``, stem
+    first) against the layer's relative depth. Right: the mean response per stage and over all layers, per
+    net (``stage_means[depth][part]``: one value per group of images; bar = mean, whiskers = range)."""
+    if not stds or set(stds) != set(stage_means):
+        raise ValueError("need response stds and stage means for the same, non-empty set of depths")
+    fig, axes = new_figure(1, 2, figsize=(11, 4.2), width_ratios=(1.3, 1))
+    depths = sorted(stds)
+    for d in depths:
+        s = np.asarray(stds[d], dtype=float)
+        position = np.arange(1, len(s) + 1) / len(s)
+        axes[0].plot(position, s, marker=".", ms=3, lw=1.2, color=depth_shade("residual", d, depths),
+                     label=f"ResNet-{d} ({len(s)} layers)")  # fmt: skip
+    axes[0].set_xlabel("relative depth of the 3x3 layer (layer index / number of layers)")
+    axes[0].set_ylabel("std of response")
+    axes[0].set_xlim(0, 1.02)
+    axes[0].legend(fontsize=8)
+    axes[0].set_title("each layer, input side first")
+    parts = list(stage_means[depths[0]])
+    width = 0.8 / len(depths)
+    for i, d in enumerate(depths):
+        values = [np.asarray(stage_means[d][p], dtype=float) for p in parts]
+        centre = np.array([v.mean() for v in values])
+        offsets = np.arange(len(parts)) + (i - (len(depths) - 1) / 2) * width
+        spread = [centre - [v.min() for v in values], [v.max() for v in values] - centre]
+        axes[1].bar(offsets, centre, width, color=depth_shade("residual", d, depths), label=f"ResNet-{d}",
+                    yerr=spread, capsize=2)  # fmt: skip
+    axes[1].set_xticks(range(len(parts)), parts)
+    axes[1].set_ylabel("mean std of response")
+    axes[1].legend(fontsize=8, ncols=2)
+    axes[1].set_title("mean per part (whiskers: range over groups of images)")
+    fig.suptitle(f"Layer responses of the published ResNets (He et al. Fig. 7)\n{dataset_label}")
+    return fig
