@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from resnet_lib.models import FAMILIES
-from resnet_lib.results import RunRecordError, RunStore
+from resnet_lib.results import RunRecordError, RunStore, absolute_folder
 from resnet_lib.runs import CifarRun
 
 FULL_RESULTS_ENV = "RESNET_BOOK_FULL_RESULTS"
@@ -29,9 +29,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def full_results_dir() -> Path:
-    """``$RESNET_BOOK_FULL_RESULTS``, else ``results/full`` at the repository root."""
+    """``$RESNET_BOOK_FULL_RESULTS`` (``~`` expanded, made absolute), else ``results/full`` at the repository root."""
     env = os.environ.get(FULL_RESULTS_ENV)
-    return Path(env) if env else REPO_ROOT / "results" / "full"
+    return absolute_folder(env) if env else REPO_ROOT / "results" / "full"
 
 
 def sweep_store(directory: str | Path) -> RunStore:

@@ -13,7 +13,9 @@ Every run is written with :func:`write_run` and read with :func:`verify_run`, wh
 * the SHA-256 of the weights file (``weights_sha256``), so lost or damaged weights are noticed.
 
 Files are written atomically (:func:`atomic_write_bytes`, the library's one atomic writer),
-weights as bytes serialized in memory, so identical runs write identical files.
+weights as bytes serialized in memory, so identical runs write identical files. Records are strict
+JSON (:func:`dumps_strict`: a NaN or infinity, e.g. a diverged run's last loss, is written as
+``{"$float": "NaN"}``); :func:`loads_record` reads them, and older records' bare ``NaN`` too.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,9 +49,20 @@ class ResultsFolderError(OSError):
     """A results folder that cannot be written (checked before any training)."""
 
 
+def absolute_folder(value: str | Path) -> Path:
+    """``value`` with ``~`` expanded, made absolute: a relative path against the working directory this
+    process had when it first saw it, so a later ``chdir`` does not move the folder."""
+    return _absolute(os.path.expanduser(os.fspath(value)))
+
+
+@lru_cache(maxsize=64)
+def _absolute(expanded: str) -> Path:
+    return Path(expanded).absolute()
+
+
 def results_dir() -> Path:
-    """``$RESNET_BOOK_RESULTS``, else ``~/.cache/resnet_book/results``."""
-    return Path(os.environ.get(RESULTS_ENV) or Path.home() / ".cache" / "resnet_book" / "results")
+    """``$RESNET_BOOK_RESULTS`` (``~`` expanded, made absolute), else ``~/.cache/resnet_book/results``."""
+    return absolute_folder(os.environ.get(RESULTS_ENV) or Path.home() / ".cache" / "resnet_book" / "results")
 
 
 @lru_cache(maxsize=1)
@@ -74,12 +89,28 @@ def result_key(config: dict) -> str:
 # ----------------------------------------------------------------------------- files
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
+
+    The temporary file is a fresh one (``tempfile.mkstemp``: a random name, created with
+    ``O_EXCL``, so a file or symlink planted beside ``path`` is never written through), in the
+    same folder, then renamed over ``path``; it gets the mode a plain ``open`` would give.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_UMASK)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -123,6 +154,41 @@ def body_sha256(record: dict) -> str:
     """SHA-256 of a record's canonical JSON, without its own ``body_sha256`` field."""
     body = {k: v for k, v in record.items() if k != "body_sha256"}
     return _sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+
+
+#: How a non-finite float is written in a record (strict JSON has no NaN or Infinity): ``{"$float": "NaN"}``.
+NONFINITE_TAG = "$float"
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _tag_nonfinite(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {NONFINITE_TAG: "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")}
+    if isinstance(obj, dict):
+        return {k: _tag_nonfinite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_tag_nonfinite(v) for v in obj]
+    return obj
+
+
+def _untag_nonfinite(obj: dict):
+    if len(obj) == 1 and obj.get(NONFINITE_TAG) in _NONFINITE:
+        return _NONFINITE[obj[NONFINITE_TAG]]
+    return obj
+
+
+def dumps_strict(record: dict) -> bytes:
+    """``record`` as strict JSON (RFC 8259): NaN and infinities written as ``{"$float": "NaN"}`` etc."""
+    return json.dumps(_tag_nonfinite(record), indent=1, allow_nan=False).encode()
+
+
+def loads_record(text: str | bytes):
+    """A JSON record as :func:`dumps_strict` wrote it (``{"$float": ...}`` back to floats); older records'
+    bare ``NaN``/``Infinity`` are read too. Nesting too deep for the parser is a ``ValueError``."""
+    try:
+        return json.loads(text, object_hook=_untag_nonfinite)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def as_json(obj):
@@ -246,11 +312,12 @@ def verify_run(json_path: str | Path, weights: str = "required") -> StoredRun:
     """
     json_path = Path(json_path)
     try:
-        record = json.loads(json_path.read_text())
+        record = loads_record(json_path.read_bytes())
     except FileNotFoundError:
         raise RunRecordError(f"{json_path}: does not exist") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise RunRecordError(f"{json_path}: not readable JSON ({type(exc).__name__})") from None
+        why = str(exc) if str(exc) == "nested too deeply" else type(exc).__name__
+        raise RunRecordError(f"{json_path}: not readable JSON ({why})") from None
     problem = record_problem(record)
     if problem:
         raise RunRecordError(f"{json_path}: {problem}")
@@ -292,14 +359,14 @@ def machine() -> dict:
 def write_sealed(path: str | Path, record: dict) -> dict:
     """Write ``record`` to ``path`` as sealed JSON (with its ``body_sha256``), atomically; the sealed record."""
     record = seal(record)
-    atomic_write_bytes(path, json.dumps(record, indent=1).encode())
+    atomic_write_bytes(path, dumps_strict(record))
     return record
 
 
 def read_sealed(path: str | Path) -> dict | None:
     """The sealed JSON object at ``path``, or ``None`` when it is missing, unreadable or fails its checksum."""
     try:
-        record = json.loads(Path(path).read_text())
+        record = loads_record(Path(path).read_bytes())
         return record if record["body_sha256"] == body_sha256(record) else None
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
         return None
@@ -486,12 +553,15 @@ __all__ = [
     "RunRecordError",
     "RunStore",
     "StoredRun",
+    "absolute_folder",
     "atomic_write_bytes",
     "check_writable",
     "config_differences",
     "config_key",
+    "dumps_strict",
     "library_source_hash",
     "load_or_run",
+    "loads_record",
     "read_run",
     "read_sealed",
     "record_problem",

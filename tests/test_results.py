@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from dataclasses import replace
@@ -418,3 +419,84 @@ def test_sealed_files_are_read_back_only_while_they_verify(tmp_path):
     assert results.read_sealed(path) is None
     path.write_text('{"settings": {"prof')
     assert results.read_sealed(path) is None and results.read_sealed(tmp_path / "missing.json") is None
+
+
+# ----------------------------------------------------------------------------- issue 31: nothing unverified is loaded
+
+
+def test_a_deeply_nested_record_is_refused_in_one_line(tmp_path, capsys):
+    """Row 13: a record of 100,000 nested ``[`` raised a RecursionError traceback from json.loads."""
+    runner = Runner()
+    stored = load_or_run("net", CONFIG, runner, directory=tmp_path)
+    json_path = tmp_path / f"net-{stored.record['key']}.json"
+    json_path.write_text("[" * 100_000)
+    with pytest.raises(results.RunRecordError) as err:
+        results.verify_run(json_path)
+    assert str(err.value) == f"{json_path}: not readable JSON (nested too deeply)"
+    assert results.read_sealed(json_path) is None
+    capsys.readouterr()
+    load_or_run("net", CONFIG, runner, directory=tmp_path)  # served? no: made again, with one line
+    assert runner.calls == 2 and "nested too deeply" in capsys.readouterr().out
+
+
+def test_the_atomic_writer_never_writes_through_a_planted_symlink(tmp_path):
+    """Row 15: a symlink planted at the writer's temporary name (``.<name>.<pid>.tmp``) was written through."""
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    target = tmp_path / "record.json"
+    for name in (f".{target.name}.{os.getpid()}.tmp", f".{target.name}.tmp", f"{target.name}.tmp"):
+        (tmp_path / name).symlink_to(victim)
+    results.atomic_write_bytes(target, b"new contents")
+    assert victim.read_bytes() == b"precious", "the symlink's target was clobbered"
+    assert target.read_bytes() == b"new contents" and not target.is_symlink()
+    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~results._UMASK)  # as open() would make it
+    leftovers = {p.name for p in tmp_path.iterdir()} - {"victim.txt", "record.json"}
+    assert all((tmp_path / n).is_symlink() for n in leftovers), "no temporary file is left behind"
+
+
+def test_the_results_folder_from_the_environment_is_expanded_and_absolute(tmp_path, monkeypatch):
+    """Row 16: RESNET_BOOK_RESULTS='~/c' made a literal ./~ folder; a relative one moved with the working directory."""
+    from resnet_lib.full_results import FULL_RESULTS_ENV, full_results_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(results.RESULTS_ENV, "~/c")
+    assert results.results_dir() == tmp_path / "home" / "c"
+    monkeypatch.setenv(FULL_RESULTS_ENV, "~/full")
+    assert full_results_dir() == tmp_path / "home" / "full"
+    (tmp_path / "here").mkdir()
+    (tmp_path / "there").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    monkeypatch.setenv(results.RESULTS_ENV, "relative-cache")
+    first = results.results_dir()
+    assert first.is_absolute() and first == tmp_path / "here" / "relative-cache"
+    monkeypatch.chdir(tmp_path / "there")
+    assert results.results_dir() == first, "the cache moved with the working directory"
+    load_or_run("net", CONFIG, Runner())
+    assert len(list(first.glob("net-*.json"))) == 1 and not (tmp_path / "there" / "relative-cache").exists()
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"bare {name} is not JSON")
+
+
+def test_non_finite_numbers_are_written_as_strict_json_and_read_back(tmp_path):
+    """Row 17: a diverged run's NaN was written as a bare NaN, which strict JSON readers refuse."""
+    history = History(epochs=[{**EPOCH, "seconds": 0.1, "test_loss": float("inf")}], step_losses=[2.3, float("nan")])
+    history.mark_diverged(1, "training loss is nan")
+
+    def diverged(checkpoint):
+        return {"history": history.to_dict(), "data": DATA, "val_loss": float("-inf")}, None
+
+    stored = load_or_run("nan", CONFIG, diverged, directory=tmp_path)
+    text = stored.json_path.read_text()
+    strict = json.loads(text, parse_constant=_reject_constant)  # what a strict reader sees: no NaN, no Infinity
+    assert strict["history"]["step_losses"][1] == {"$float": "NaN"}
+    assert strict["history"]["epochs"][0]["test_loss"] == {"$float": "Infinity"}
+    assert strict["val_loss"] == {"$float": "-Infinity"}
+    back = results.verify_run(stored.json_path)  # checksum and schema hold, the floats come back
+    assert math.isnan(back.record["history"]["step_losses"][1]) and back.record["val_loss"] == float("-inf")
+    assert back.record["history"]["epochs"][0]["test_loss"] == float("inf")
+    # A record written before (bare NaN, same checksum) is still read.
+    stored.json_path.write_text(json.dumps(back.record))
+    assert "NaN" in stored.json_path.read_text()
+    assert math.isnan(results.verify_run(stored.json_path).record["history"]["step_losses"][1])
