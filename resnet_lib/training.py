@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
+import operator
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -59,6 +61,21 @@ class History:
     @classmethod
     def from_dict(cls, d: dict) -> History:
         return cls(**d)
+
+
+#: The largest seed :func:`fit` takes (each epoch's generator is seeded with ``seed * 1_000_003 + epoch``).
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed) -> int:
+    """``seed`` when it is a whole number from 0 to :data:`MAX_SEED`, else a one-line ``ValueError``."""
+    try:
+        ok = not isinstance(seed, bool) and 0 <= operator.index(seed) <= MAX_SEED
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    return operator.index(seed)
 
 
 def default_device() -> torch.device:
@@ -179,21 +196,47 @@ def _identity_difference(there: dict, here: dict) -> str | None:
     return None
 
 
-def read_checkpoint(path: Path, identity: dict) -> dict | None:
-    """The checkpoint at ``path`` when it belongs to the run ``identity`` describes.
+#: A checkpoint file: this line (with the SHA-256 of what follows), then the bytes of ``torch.save``.
+CHECKPOINT_MAGIC = b"resnet_lib checkpoint sha256="
 
-    A missing file is ``None``. A file that does not load (truncated, not a checkpoint) is
-    discarded with one warning line, so that the run starts again; a checkpoint of another
-    run (another seed, recipe, data or model) is a one-line ``ValueError``: it is never resumed.
+
+def checkpoint_bytes(state: dict) -> bytes:
+    """``state`` as the bytes of a checkpoint file: a header line with its SHA-256, then ``torch.save``'s bytes."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    return CHECKPOINT_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+
+
+def load_checkpoint_file(path: Path) -> dict:
+    """The training state in the checkpoint file ``path``, its SHA-256 verified *before* it is unpickled
+    (``weights_only=True``); a one-line ``ValueError`` saying what is wrong otherwise."""
+    blob = Path(path).read_bytes()
+    header, _, payload = blob.partition(b"\n")
+    if not header.startswith(CHECKPOINT_MAGIC):
+        raise ValueError("no checksum header: not a checkpoint this library wrote")
+    if hashlib.sha256(payload).hexdigest().encode() != header.removeprefix(CHECKPOINT_MAGIC):
+        raise ValueError("its contents do not match its SHA-256: damaged")
+    state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not {"model", "optimizer", "history", "step", "epoch"} <= set(state):
+        raise ValueError("not a training checkpoint")
+    History.from_dict(state["history"])
+    return state
+
+
+def read_checkpoint(path: Path, identity: dict) -> dict | None:
+    """The checkpoint at ``path`` when it verifies and belongs to the run ``identity`` describes.
+
+    A missing file is ``None``. A file that fails its SHA-256 or does not load (truncated, a flipped
+    bit, not a checkpoint) is discarded with one warning line, so that the run starts again; a
+    checkpoint of another run (another seed, recipe, data or model) is a one-line ``ValueError``:
+    it is never resumed.
     """
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or not {"model", "optimizer", "history", "step", "epoch"} <= set(state):
-            raise ValueError("not a training checkpoint")
-        History.from_dict(state["history"])
-    except Exception as exc:  # truncated zip, bad pickle, EINVAL from the reader, wrong contents, ...
+        state = load_checkpoint_file(path)
+    except Exception as exc:  # damaged, truncated zip, bad pickle, EINVAL from the reader, wrong contents, ...
         reason = (str(exc).splitlines() or [type(exc).__name__])[0][:100]
         print(f"warning: checkpoint {path} is corrupt ({reason}); discarding it and starting the run again",
               file=sys.stderr)  # fmt: skip
@@ -206,9 +249,7 @@ def read_checkpoint(path: Path, identity: dict) -> dict | None:
 
 
 def _save_checkpoint(state: dict, path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, checkpoint_bytes(state))
 
 
 class Parallelism:
@@ -224,6 +265,9 @@ class Parallelism:
     def place(self, device: torch.device) -> torch.device:
         """The device this process trains on, given the one asked for."""
         return device
+
+    def check_data(self, data: ImageDataset, device: torch.device) -> None:
+        """Raise a one-line ``ValueError`` unless every process trains on the same data (one process: it does)."""
 
     def read_checkpoint(self, path: Path | None, identity: dict, device: torch.device) -> dict | None:
         """The checkpoint to resume from (see :func:`read_checkpoint`), ``None`` without one."""
@@ -269,9 +313,10 @@ def fit(
     Mini-batch order and augmentation for epoch ``e`` come from a generator seeded with
     ``(seed, e)``, so a run resumed from ``checkpoint`` (saved atomically after every
     epoch) ends with the same history as one that never stopped. The checkpoint is bound to the
-    run (seed, recipe, data, model): another run's is refused with a ``ValueError``, a corrupt one
-    is discarded with one warning line. ``stop_after_epochs`` ends this call early (the checkpoint
-    stays), as an interruption would.
+    run (seed, recipe, data, model) and carries a SHA-256 checked before it is loaded: another run's
+    is refused with a ``ValueError``, a damaged one is discarded with one warning line (the run
+    starts again). ``seed``: a whole number from 0 to :data:`MAX_SEED`. ``stop_after_epochs`` ends this
+    call early (the checkpoint stays), as an interruption would.
 
     Divergence stops training and is recorded in the returned :class:`History` (step and reason),
     never raised, and reported in one line when ``progress``: a non-finite training or test loss, a
@@ -284,8 +329,10 @@ def fit(
     reports divergence and writes the checkpoint.
     """
     recipe = recipe or Recipe()
+    seed = check_seed(seed)
     parallel = parallel or Parallelism()
     device = parallel.place(torch.device(device) if device is not None else default_device())
+    parallel.check_data(data, device)
     precision = resolve_precision(recipe.precision, device)
     model.to(device)
     if recipe.channels_last:

@@ -14,7 +14,7 @@ from resnet_lib.data import load_dataset
 from resnet_lib.models import cifar_resnet, plain_cifar_net
 from resnet_lib.profiles import DataSpec
 from resnet_lib.recipe import Recipe
-from resnet_lib.training import History, evaluate, fit, native_bf16, resolve_precision
+from resnet_lib.training import History, evaluate, fit, load_checkpoint_file, native_bf16, resolve_precision
 
 # 256 training images of 8x8 in batches of 32: 8 steps an epoch.
 RECIPE = Recipe(epochs=3, batch_size=32, lr=0.05, warmup_steps=2, lr_milestones=(0.5,))
@@ -117,7 +117,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_history(data, reference, tmp
     victim.register_forward_pre_hook(kill_at_step_13)
     with pytest.raises(Killed):
         fit(victim, data, RECIPE, seed=0, checkpoint=ckpt, progress=False)
-    assert torch.load(ckpt, weights_only=False)["epoch"] == 1  # the half-done epoch 2 is lost
+    assert load_checkpoint_file(ckpt)["epoch"] == 1  # the half-done epoch 2 is lost
     resumed_net = tiny_net(seed=5)
     resumed = fit(resumed_net, data, RECIPE, seed=0, checkpoint=ckpt, progress=False)
     assert same_history(resumed, history) and same_weights(resumed_net, net)
@@ -305,3 +305,35 @@ def test_data_parallel_over_one_process_trains_as_fit_alone(data, reference, tmp
         # The test set's sums go through float64 (loss x n / n): equal to a few units in the last place.
         assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-12)
         assert a["test_error"] == pytest.approx(b["test_error"], rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- issue 31: nothing unverified is loaded
+
+
+def test_a_checkpoint_with_a_flipped_bit_is_refused_and_the_run_restarts(data, reference, tmp_path, capsys):
+    """Row 7: a checkpoint with one flipped bit in a weight (it still unzipped and loaded) was resumed silently."""
+    ckpt = tmp_path / "run.ckpt"
+    fit(tiny_net(), data, RECIPE, seed=0, checkpoint=ckpt, progress=False, stop_after_epochs=1)
+    blob = bytearray(ckpt.read_bytes())
+    state = load_checkpoint_file(ckpt)["model"]
+    name = next(k for k, v in state.items() if v.dtype == torch.float32 and v.dim() == 2)  # fc.weight: stored as is
+    at = bytes(blob).find(state[name].numpy().tobytes())
+    assert at > 0, "the weight's bytes are stored as they are"
+    blob[at + 5] ^= 0x10  # one bit of one float
+    ckpt.write_bytes(bytes(blob))
+    capsys.readouterr()
+    net = tiny_net()
+    history = fit(net, data, RECIPE, seed=0, checkpoint=ckpt, progress=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(ckpt) in err[0] and "SHA-256" in err[0] and "starting the run again" in err[0], err
+    assert same_history(history, reference[0]) and same_weights(net, reference[1])  # restarted, not resumed
+
+
+def test_a_seed_out_of_range_is_one_line_before_training(data):
+    """Row 12: a seed of 2**63-1 overflowed in the epoch generator's seed, with a traceback."""
+    with pytest.raises(
+        ValueError, match=r"^seed must be a whole number from 0 to 4294967295, got 9223372036854775807$"
+    ):
+        fit(tiny_net(), data, RECIPE, seed=2**63 - 1, progress=False)
+    with pytest.raises(ValueError, match="got -1"):
+        fit(tiny_net(), data, RECIPE, seed=-1, progress=False)
