@@ -13,13 +13,18 @@ and starts nothing, so the same code runs both ways::
 ``fit(..., parallel=world.parallelism())`` then trains with :class:`DataParallel`, which splits
 every global batch of 128 images across the ranks; rank 0 writes the results.
 
-Every collective waits at most ``$RESNET_BOOK_COLLECTIVE_TIMEOUT`` seconds (default 1800, enough
-for rank 0 to download CIFAR-10 while the others wait): a rank that stopped or hangs then makes
-the others fail, and :func:`collective_failure` turns that into one line.
+The rendezvous (every process joining) waits at most ``rendezvous_timeout`` seconds
+(``--rendezvous-timeout``, ``$RESNET_BOOK_RENDEZVOUS_TIMEOUT``, default 120): a peer that never
+starts is one line, :class:`RendezvousError`, not half an hour of silence. Every collective after it
+waits at most ``$RESNET_BOOK_COLLECTIVE_TIMEOUT`` seconds (default 1800, enough for rank 0 to
+download CIFAR-10 while the others wait): a rank that stopped or hangs then makes the others fail,
+and :func:`collective_failure` turns that into one line. Before training, :class:`DataParallel`
+compares every rank's data (:func:`data_fingerprint`): ranks that loaded different data stop alike.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -30,11 +35,20 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from resnet_lib.data import ImageDataset
 from resnet_lib.training import Parallelism, evaluate, read_checkpoint
 
 DEVICES = ("auto", "cpu", "cuda")
 TIMEOUT_ENV = "RESNET_BOOK_COLLECTIVE_TIMEOUT"
 DEFAULT_TIMEOUT_S = 1800.0
+RENDEZVOUS_ENV = "RESNET_BOOK_RENDEZVOUS_TIMEOUT"
+DEFAULT_RENDEZVOUS_TIMEOUT_S = 120.0
+#: The longest rendezvous timeout accepted (seconds): a day.
+MAX_RENDEZVOUS_TIMEOUT_S = 86_400.0
+
+
+class RendezvousError(ValueError):
+    """The processes of a job did not all join within the rendezvous timeout (one line)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,22 @@ def collective_timeout_s() -> float:
     return seconds
 
 
+def rendezvous_timeout_s(seconds: float | None = None) -> float:
+    """``seconds``, else ``$RESNET_BOOK_RENDEZVOUS_TIMEOUT``, else :data:`DEFAULT_RENDEZVOUS_TIMEOUT_S`;
+    a one-line ``ValueError`` unless it is a number of seconds above 0 and at most a day."""
+    value = seconds if seconds is not None else os.environ.get(RENDEZVOUS_ENV)
+    if value is None:
+        return DEFAULT_RENDEZVOUS_TIMEOUT_S
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 < number <= MAX_RENDEZVOUS_TIMEOUT_S:
+        where = "the rendezvous timeout" if seconds is not None else f"${RENDEZVOUS_ENV}"
+        raise ValueError(f"{where} must be a number of seconds above 0 and at most 86400, got {value!r}")
+    return number
+
+
 _COLLECTIVE_FAILURE = re.compile(r"timed? ?out|timeout|connection (closed|reset)|broken pipe|peer", re.IGNORECASE)
 
 
@@ -121,21 +151,59 @@ def resolve_device(device: str, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def init_distributed(device: str = "auto", backend: str | None = None) -> World:
+def _rendezvous(world_size: int, seconds: float) -> tuple[dist.Store, int]:
+    """The store every process of the job joined (``env://``: ``MASTER_ADDR``, ``MASTER_PORT``, ``RANK``)
+    and this process's rank, once all ``world_size`` joined; a :class:`RendezvousError` after ``seconds``."""
+    from torch.distributed.rendezvous import rendezvous
+
+    rank = _env_int("RANK", 0)
+    where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+    timeout = timedelta(seconds=seconds)
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    keys = [f"resnet_lib/joined/{attempt}/{r}" for r in range(world_size)]
+    store = None
+    try:
+        store, rank, _ = next(rendezvous("env://", timeout=timeout))
+        store.set_timeout(timeout)
+        store.set(keys[rank], "1")
+        store.wait(keys, timeout)
+    except (RuntimeError, ValueError) as exc:  # DistStoreError, DistNetworkError: a peer or the master is missing
+        try:
+            joined = "" if store is None else f"{sum(store.check([k]) for k in keys)} of {world_size} joined; "
+        except RuntimeError:
+            joined = ""
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:100]
+        raise RendezvousError(
+            f"rank {rank} of {world_size}: not every process joined the rendezvous at {where} within {seconds:g} s "
+            f"({joined}{first}); start all {world_size} processes (same MASTER_ADDR and MASTER_PORT), or raise "
+            f"--rendezvous-timeout / ${RENDEZVOUS_ENV}"
+        ) from None
+    return store, rank
+
+
+def init_distributed(
+    device: str = "auto", backend: str | None = None, rendezvous_timeout: float | None = None
+) -> World:
     """Join the process group ``torchrun`` describes, or return a one-process :class:`World`.
 
-    ``backend`` defaults to NCCL when the processes use GPUs and gloo on the CPU.
+    ``backend`` defaults to NCCL when the processes use GPUs and gloo on the CPU. Joining waits at most
+    ``rendezvous_timeout`` seconds (see :func:`rendezvous_timeout_s`), then raises :class:`RendezvousError`.
     """
     world_size, local_rank = _env_int("WORLD_SIZE", 1), _env_int("LOCAL_RANK", 0)
     resolved = resolve_device(device, local_rank)
     if not launched_by_torchrun() or world_size == 1:
         return World(0, 1, 0, resolved, None)
+    seconds = rendezvous_timeout_s(rendezvous_timeout)
     if backend is None:
         backend = "nccl" if resolved.type == "cuda" else "gloo"
     if resolved.type == "cuda":
         torch.cuda.set_device(resolved)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, timeout=timedelta(seconds=collective_timeout_s()))
+        store, rank = _rendezvous(world_size, seconds)
+        collective = timedelta(seconds=collective_timeout_s())
+        prefixed = dist.PrefixStore("default_pg", store)  # as init_process_group names it without a store
+        dist.init_process_group(backend=backend, store=prefixed, rank=rank, world_size=world_size, timeout=collective)
+        store.set_timeout(collective)
     return World(dist.get_rank(), dist.get_world_size(), local_rank, resolved, backend)
 
 
@@ -155,6 +223,15 @@ def broadcast_object(obj, world: World):
     box = [obj]
     dist.broadcast_object_list(box, src=0, device=world.device if world.device.type == "cuda" else None)
     return box[0]
+
+
+def first_error(error: str | None, world: World) -> str | None:
+    """The first rank's ``error`` that is not ``None``, on every rank (each rank passes its own)."""
+    if not world.distributed:
+        return error
+    errors: list = [None] * world.world_size
+    dist.all_gather_object(errors, error)
+    return next((e for e in errors if e), None)
 
 
 class DataParallel(Parallelism):
@@ -179,6 +256,20 @@ class DataParallel(Parallelism):
         if device.type == "cuda" and device.index is None:
             return torch.device("cuda", torch.cuda.current_device())
         return device
+
+    def check_data(self, data: ImageDataset, device: torch.device) -> None:
+        """Every rank's :func:`data_fingerprint`, compared: a mismatch is the same one-line ``ValueError``
+        on every rank, before any training."""
+        prints: list = [None] * self.world_size
+        dist.all_gather_object(prints, data_fingerprint(data))
+        odd = [r for r, p in enumerate(prints) if p != prints[0]]
+        if odd:
+            show = lambda p: f"{p['label']}, {p['n_train']}/{p['n_val']}/{p['n_test']} images, {p['sha256'][:12]}"
+            raise ValueError(
+                f"rank {odd[0]} of {self.world_size} loaded other data than rank 0 ({show(prints[odd[0]])}, not "
+                f"{show(prints[0])}); every process must load the same dataset (check $RESNET_BOOK_DATA on every "
+                "machine, or pass --dataset)"
+            )
 
     def read_checkpoint(self, path: Path | None, identity: dict, device: torch.device) -> dict | None:
         box: list = [None]
@@ -234,6 +325,19 @@ class DataParallel(Parallelism):
         return loss_sum / n, wrong / n
 
 
+def data_fingerprint(data: ImageDataset) -> dict:
+    """What identifies ``data``: its name, label, image counts and size, and a SHA-256 of all its tensors."""
+    digest = hashlib.sha256()
+    for t in (data.train_x, data.train_y, data.val_x, data.val_y, data.test_x, data.test_y):
+        if t is None:
+            digest.update(b"none")
+            continue
+        t = t.detach().cpu().contiguous()
+        digest.update(f"{t.dtype}{list(t.shape)}".encode())
+        digest.update(t.view(torch.uint8).numpy().data if t.numel() else b"")
+    return {**data.describe(), "sha256": digest.hexdigest()}
+
+
 def shutdown(world: World) -> None:
     """Leave the process group (a no-op for one process)."""
     if world.distributed and dist.is_initialized():
@@ -243,13 +347,17 @@ def shutdown(world: World) -> None:
 __all__ = [
     "DEVICES",
     "DataParallel",
+    "RendezvousError",
     "World",
     "barrier",
     "broadcast_object",
     "collective_failure",
     "collective_timeout_s",
+    "data_fingerprint",
+    "first_error",
     "init_distributed",
     "launched_by_torchrun",
+    "rendezvous_timeout_s",
     "resolve_device",
     "shutdown",
 ]

@@ -75,6 +75,11 @@ def test_help_documents_every_option(capsys):
         (["--n-train", "100", "--batch-size", "128"], "smaller than one batch"),
         (["--bogus"], "unrecognized arguments: --bogus"),
         (["--precision", "fp16"], "invalid choice: 'fp16'"),
+        # Issue 31, row 12: each of these failed deep inside training (or overflowed) with a traceback.
+        (["--lr", "1e308"], "expected a positive number at most 1000, got '1e308'"),
+        (["--width", "100000"], "expected a number from 1 to 256, got 100000"),
+        (["--seeds", str(2**63 - 1)], "expected a number from 0 to 4294967295, got 9223372036854775807"),
+        (["--rendezvous-timeout", "0"], "expected a positive number"),
     ],
 )
 def test_bad_options_get_one_clear_line(argv, message, capsys, tmp_path):
@@ -350,3 +355,205 @@ def test_two_process_gloo_run_matches_a_single_process_run_in_structure(tmp_path
     assert res_b["epochs"][0] == res_a["epochs"][0] and res_b["step_losses"][:2] == res_a["step_losses"][:2]
     assert res_b["step_losses"][2] == pytest.approx(res_a["step_losses"][2], rel=0.02)
     assert not list((ddp / "runs").glob("*.ckpt"))
+
+
+# ----------------------------------------------------------------------------- issue 31: nothing hangs or mixes
+
+
+def test_an_empty_out_is_refused_not_the_working_directory(tmp_path, monkeypatch, capsys):
+    """Row 12: --out '' wrote the sweep into the working directory."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        rp.main([*TINY, "--out", ""])
+    assert exit_.value.code == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert "argument --out: expected a folder name, got an empty one" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def _write_small_cifar(root: Path) -> None:
+    from tests.test_data import write_cifar_folder
+
+    write_cifar_folder(root)  # 20 training and 6 test images
+
+
+@pytest.mark.parametrize("why", ["no CIFAR-10", "too few images", "bad dataset name"])
+def test_a_refused_sweep_does_not_block_the_corrected_command(tmp_path, monkeypatch, capsys, why):
+    """Row 1: sweep.json was written before the data loaded, so the refused command's settings locked the
+    folder against every other one, even the error's own advice (--dataset standin)."""
+    out = tmp_path / "out"
+    if why == "too few images":
+        _write_small_cifar(Path(os.environ["RESNET_BOOK_DATA"]))
+    if why == "bad dataset name":
+        monkeypatch.setenv("RESNET_BOOK_DATASET", "cifar100")
+    assert rp.main([*TINY, "--out", str(out), "--dataset", "auto" if why == "bad dataset name" else "cifar10"]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    expected = {"no CIFAR-10": "CIFAR-10 is not in", "too few images": "holds only 20", "bad dataset name": "cifar100"}
+    assert expected[why] in err, err
+    assert not (out / "sweep.json").exists(), "a refused sweep sealed the folder's settings"
+    monkeypatch.delenv("RESNET_BOOK_DATASET", raising=False)
+    _sweep(out)  # the corrected command (TINY: --dataset standin) runs in the same folder
+    assert "2 trained, 0 finished before" in capsys.readouterr().out
+    assert json.loads((out / "sweep.json").read_text())["data"]["name"] == "standin"
+
+
+def test_a_second_sweep_into_a_locked_folder_stops_at_once(tmp_path, monkeypatch, capsys):
+    """Row 8: two sweeps started together into one --out both trained; one run overwrote the other's."""
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode()); print('held', flush=True); "
+         "time.sleep(60)", str(out / ".lock")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+
+        def no_training(*args, **kwargs):
+            raise AssertionError("trained in a folder another sweep holds")
+
+        with monkeypatch.context() as m:
+            m.setattr("resnet_lib.reproduce.sweep.fit", no_training)
+            assert rp.main([*TINY, "--out", str(out)]) == 2
+        (err,) = capsys.readouterr().err.strip().splitlines()
+        assert f"{out} is in use by another sweep (pid {holder.pid}" in err and "another --out" in err
+        assert not (out / "sweep.json").exists() and not (out / "runs").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    _sweep(out)  # the lock went with its holder
+    assert (out / "runs" / "residual-8-s0.json").exists()
+
+
+def test_runs_of_another_library_version_are_not_mixed_in(tmp_path, monkeypatch, capsys):
+    """Row 9: runs from two versions of resnet_lib in one --out were averaged into one mean ± std."""
+    out = tmp_path / "out"
+    _sweep(out, "--families", "residual")
+    monkeypatch.setattr("resnet_lib.reproduce.sweep.library_source_hash", lambda: "f" * 64)
+    capsys.readouterr()
+    assert rp.main([*TINY, "--out", str(out), "--families", "residual", "--seeds", "1"]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert f"{out} holds a sweep made by another version of the library (resnet_lib " in err
+    assert ", this is ffffffffffff)" in err and not (out / "runs" / "residual-8-s1.json").exists()
+
+
+def test_runs_on_other_data_are_not_mixed_in(tmp_path, monkeypatch, capsys):
+    """Row 9: --dataset auto resolved to the stand-in once and to CIFAR-10 later; both went into one mean."""
+    import dataclasses
+
+    import resnet_lib.reproduce.sweep as sweep
+
+    out = tmp_path / "out"
+    _sweep(out, "--families", "residual", "--dataset", "auto")  # no CIFAR-10 here: the stand-in
+    assert json.loads((out / "sweep.json").read_text())["data"]["name"] == "standin"
+    real_load = sweep.load_dataset
+    as_cifar = lambda *a, **k: dataclasses.replace(real_load(*a, **k), name="cifar10", label="CIFAR-10")
+    monkeypatch.setattr(sweep, "load_dataset", as_cifar)  # as if CIFAR-10 had been downloaded since
+    capsys.readouterr()
+    assert rp.main([*TINY, "--out", str(out), "--families", "residual", "--dataset", "auto", "--seeds", "1"]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert "holds runs on other data (standin, 256/0/128 images of 8px; this command's: cifar10," in err
+    assert not (out / "runs" / "residual-8-s1.json").exists()
+
+
+def test_the_summary_never_averages_runs_of_two_library_versions(tmp_path, monkeypatch, capsys):
+    """Row 9: a folder assembled from two versions' runs was summarized as one mean ± std."""
+    import shutil
+
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    _sweep(mine, "--families", "residual")
+    with monkeypatch.context() as m:
+        m.setattr("resnet_lib.results.library_source_hash", lambda: "e" * 64)
+        m.setattr("resnet_lib.reproduce.sweep.library_source_hash", lambda: "e" * 64)
+        _sweep(other, "--families", "residual", "--seeds", "1")
+    for ext in ("json", "pt"):
+        shutil.copy(other / "runs" / f"residual-8-s1.{ext}", mine / "runs")
+    capsys.readouterr()
+    assert rp.main([*TINY, "--out", str(mine), "--families", "residual", "--seeds", "0", "1", "--summary-only"]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert "holds runs of 2 versions of resnet_lib (" in err and "not averaging them together" in err
+    assert not (mine / "summary.md").exists() and not (mine / "fig6.png").exists()
+
+
+def test_summary_only_with_no_runs_left_removes_the_stale_summary(tmp_path, capsys):
+    """Row 14: --summary-only after every run was deleted kept the stale summary and plot, and exited 0."""
+    out = tmp_path / "out"
+    _sweep(out, "--families", "residual")
+    for path in (out / "runs").iterdir():
+        path.unlink()
+    capsys.readouterr()
+    assert rp.main([*TINY, "--out", str(out), "--families", "residual", "--summary-only"]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert f"--summary-only: {out / 'runs'} holds no finished runs of this sweep" in err
+    assert not any((out / name).exists() for name in ("summary.md", "summary.csv", "fig6.png"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_peer_that_never_joins_is_one_line_after_the_rendezvous_timeout(tmp_path):
+    """Row 11: a peer that never joined the rendezvous meant 30 minutes of silence, then a DistStoreError traceback."""
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
+           "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "PYTHONWARNINGS": "ignore"}  # fmt: skip
+    cmd = [sys.executable, "-m", "resnet_lib.reproduce", *TINY, "--device", "cpu", "--out", str(tmp_path / "o")]
+    started = time.monotonic()
+    result = subprocess.run([*cmd, "--rendezvous-timeout", "3"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    err = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(err) == 1, result.stderr[-3000:]
+    assert "rank 0 of 2: not every process joined the rendezvous at 127.0.0.1:" in err[0]
+    assert "within 3 s" in err[0] and "--rendezvous-timeout" in err[0]
+    assert time.monotonic() - started < 60, "the timeout was not the one asked for"
+
+
+_DIFFERENT_DATA = """
+import sys
+import torch
+from resnet_lib.data import load_dataset
+from resnet_lib.distributed import init_distributed
+from resnet_lib.models import cifar_resnet
+from resnet_lib.profiles import DataSpec
+from resnet_lib.recipe import Recipe
+from resnet_lib.training import fit
+
+world = init_distributed("cpu")
+spec = DataSpec(dataset="standin", n_train=64, n_test=32, image_size=8)
+data = load_dataset(spec, seed=world.rank, verbose=False)  # same name and counts, other images on rank 1
+torch.manual_seed(0)
+try:
+    fit(cifar_resnet(8, width=4), data, Recipe(epochs=1, batch_size=32), progress=False, parallel=world.parallelism())
+except ValueError as exc:
+    print(exc)
+    sys.exit(3)
+print("trained")
+"""
+
+
+@pytest.mark.slow
+def test_ranks_with_different_data_stop_before_training(tmp_path):
+    """Row 10: under DDP a rank without CIFAR-10 trained on the stand-in while the record said CIFAR-10.
+
+    Two gloo processes load data of the same name and size but other images: both stop, with the same one line.
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
+           "WORLD_SIZE": "2", "PYTHONWARNINGS": "ignore"}  # fmt: skip
+    ranks = [
+        subprocess.Popen([sys.executable, "-c", _DIFFERENT_DATA], env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for r in (0, 1)
+    ]  # fmt: skip
+    outs = [rank.communicate(timeout=180) for rank in ranks]
+    assert [rank.returncode for rank in ranks] == [3, 3], [o[1][-2000:] for o in outs]
+    lines = [out.strip().splitlines() for out, _ in outs]
+    assert lines[0] == lines[1] and len(lines[0]) == 1, lines
+    assert lines[0][0].startswith("rank 1 of 2 loaded other data than rank 0 (procedural stand-in")
+    assert "64/0/32 images" in lines[0][0] and "every process must load the same dataset" in lines[0][0]

@@ -10,12 +10,25 @@ import sys
 from pathlib import Path
 
 from resnet_lib.data import DATASETS, DatasetNotFoundError
-from resnet_lib.distributed import DEVICES, collective_failure, init_distributed, shutdown
+from resnet_lib.distributed import (
+    DEFAULT_RENDEZVOUS_TIMEOUT_S,
+    DEVICES,
+    MAX_RENDEZVOUS_TIMEOUT_S,
+    RENDEZVOUS_ENV,
+    collective_failure,
+    init_distributed,
+    shutdown,
+)
 from resnet_lib.models import FAMILIES, blocks_per_stage
 from resnet_lib.profiles import PROFILES
 from resnet_lib.recipe import PRECISIONS
 from resnet_lib.reproduce.plan import make_plan
 from resnet_lib.reproduce.sweep import run_sweep
+from resnet_lib.training import MAX_SEED
+
+#: Sane ranges of the options that would otherwise fail deep inside training (or overflow).
+MAX_LR = 1000.0
+MAX_WIDTH = 256
 
 EPILOG = """\
 output (in --out):
@@ -23,12 +36,15 @@ output (in --out):
   runs/<family>-<depth>-s<seed>.pt     its trained weights
   summary.md, summary.csv              test error, mean ± std over seeds, beside the paper's Table 6
   fig6.png                             training (dashed) and test (solid) error against iterations
-  sweep.json                           the settings every run in this folder shares
+  sweep.json                           the settings every run in this folder shares, the data they
+                                       resolved to and resnet_lib's source hash
+  .lock                                held while a sweep writes here
 
 resuming: run the same command again. Finished runs are read back (checked: schema, checksum of
 the record, SHA-256 of the weights), not redone; one that fails the check, or whose weights are
 lost, is trained again. A run that was interrupted continues from its checkpoint (runs/*.ckpt,
-written after every epoch); a damaged checkpoint is discarded with one warning line.
+written after every epoch, with a SHA-256 checked before it is loaded); a damaged checkpoint is
+discarded with one warning line and the run starts again.
 
 divergence: a run whose training, test or validation loss becomes non-finite, whose training loss
 exceeds the recipe's divergence_factor (100) times its first one, or whose weights or BatchNorm
@@ -39,8 +55,15 @@ several GPUs or machines (PyTorch's DistributedDataParallel; NCCL on GPUs, gloo 
   torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
       -m resnet_lib.reproduce --profile full        (the same command on every machine)
 Each global batch of --batch-size images is split across the processes; rank 0 writes.
-A process that stops or hangs ends the job after $RESNET_BOOK_COLLECTIVE_TIMEOUT seconds
-(default 1800) with one line.
+Every process must join within --rendezvous-timeout seconds (default 120), and must load the
+same data (compared by a SHA-256 of the tensors before training); a process that stops or hangs
+later ends the job after $RESNET_BOOK_COLLECTIVE_TIMEOUT seconds (default 1800). Each is one line.
+(Across machines, torchrun's own rendezvous of the nodes comes first: bound it with
+--rdzv-conf join_timeout=120.)
+
+one sweep per folder: a sweep holds --out/.lock while it runs (a second one into the same folder
+stops at once, naming the first one's pid); sweep.json records the resolved dataset and the
+source hash of resnet_lib, and runs of another dataset or library version are never mixed in.
 
 The book's chapters 3 and 5 read results/full (or $RESNET_BOOK_FULL_RESULTS) when it holds
 finished runs of the full profile.
@@ -63,14 +86,36 @@ def _int_at_least(minimum: int):
     return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+def _int_between(minimum: int, maximum: int):
+    def parse(text: str) -> int:
+        value = _int_at_least(minimum)(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"expected a number from {minimum} to {maximum}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float_at_most(maximum: float):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"expected a positive number at most {maximum:g}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _folder(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder name, got an empty one (it would write into the working "
+                                         "directory); name a folder, e.g. results/mine")  # fmt: skip
+    return Path(text).expanduser()
 
 
 def _depth(text: str) -> int:
@@ -115,9 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--depths", nargs="+", type=_depth, metavar="D", help="depths 6n+2, e.g. 20 32 44 56 110 (default: profile's)"
     )
-    sweep.add_argument("--seeds", nargs="+", type=_int_at_least(0), metavar="S", help="seeds (default: profile's)")
     sweep.add_argument(
-        "--out", type=Path, default=None, metavar="DIR", help="results folder (default: results/<profile>)"
+        "--seeds",
+        nargs="+",
+        type=_int_between(0, MAX_SEED),
+        metavar="S",
+        help=f"seeds, 0 to {MAX_SEED} (default: profile's)",
+    )
+    sweep.add_argument(
+        "--out", type=_folder, default=None, metavar="DIR", help="results folder (default: results/<profile>)"
     )
     sweep.add_argument("--shortcut", choices=["A", "B"], default="A", help="residual shortcut option (default: A)")
     data = p.add_argument_group("data (override the profile)")
@@ -127,7 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--n-test", type=_int_at_least(1), metavar="N", help="test images")
     data.add_argument("--image-size", type=int, choices=[32, 16, 8], help="image side in pixels (32: CIFAR's)")
     train = p.add_argument_group("recipe (override the profile)")
-    train.add_argument("--width", type=_int_at_least(1), metavar="W", help="filters of the first stage (paper: 16)")
+    train.add_argument(
+        "--width",
+        type=_int_between(1, MAX_WIDTH),
+        metavar="W",
+        help=f"filters of the first stage, 1 to {MAX_WIDTH} (paper: 16)",
+    )
     train.add_argument("--epochs", type=_int_at_least(1), metavar="E", help="epochs")
     train.add_argument(
         "--max-steps", type=_int_at_least(0), metavar="N", help="stop after N iterations (0: no limit; full: 64000)"
@@ -135,7 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--batch-size", type=_int_at_least(1), metavar="B", help="global batch, split across processes (paper: 128)"
     )
-    train.add_argument("--lr", type=_positive_float, metavar="LR", help="peak learning rate (paper: 0.1)")
+    train.add_argument(
+        "--lr",
+        type=_positive_float_at_most(MAX_LR),
+        metavar="LR",
+        help=f"peak learning rate, above 0 and at most {MAX_LR:g} (paper: 0.1)",
+    )
     train.add_argument(
         "--warmup-steps",
         type=_int_at_least(0),
@@ -155,13 +216,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", choices=DEVICES, default="auto", help="auto (this process's GPU if any, else CPU), cpu or cuda"
     )
     run.add_argument(
+        "--rendezvous-timeout",
+        type=_positive_float_at_most(MAX_RENDEZVOUS_TIMEOUT_S),
+        metavar="S",
+        help=f"under torchrun: seconds every process has to join, at most {MAX_RENDEZVOUS_TIMEOUT_S:g} "
+        f"(default: ${RENDEZVOUS_ENV}, else {DEFAULT_RENDEZVOUS_TIMEOUT_S:g})",
+    )
+    run.add_argument(
         "--stop-after-epochs",
         type=_int_at_least(1),
         metavar="E",
         help="end each run after E more epochs, keeping its checkpoint, as an interruption would",
     )
     run.add_argument(
-        "--summary-only", action="store_true", help="train nothing; rewrite the summary and plot from finished runs"
+        "--summary-only",
+        action="store_true",
+        help="train nothing; rewrite the summary and plot from finished runs (an error, and the stale summary and "
+        "plot removed, when there are none)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
@@ -181,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     try:
-        world = init_distributed(args.device)
+        world = init_distributed(args.device, rendezvous_timeout=args.rendezvous_timeout)
     except ValueError as exc:
         parser.error(str(exc))
     failure = None

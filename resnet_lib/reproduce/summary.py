@@ -143,13 +143,42 @@ def fig6_figure(runs: list[CifarRun]):
     return fig
 
 
+SUMMARY_FILES = ("summary.md", "summary.csv", "fig6.png")
+
+
+def mixing_problem(runs: list[CifarRun]) -> str | None:
+    """What makes ``runs`` unfit to be averaged together (other data, or another version of resnet_lib),
+    or ``None``."""
+    for what, of in (
+        ("datasets", lambda r: f"{r.record['data'].get('name')} ({r.dataset_label})"),
+        ("image counts", lambda r: str([r.record["data"].get(k) for k in ("n_train", "n_val", "n_test")])),
+        ("versions of resnet_lib", lambda r: str(r.record.get("library_hash", ""))[:12]),
+    ):
+        found = sorted({of(r) for r in runs})
+        if len(found) > 1:
+            return f"runs of {len(found)} {what} ({'; '.join(found[:3])})"
+    return None
+
+
 def write_summary(plan: Plan) -> list[Path]:
-    """Write ``summary.md``, ``summary.csv`` and ``fig6.png`` from the finished runs in ``plan.out``."""
+    """Write ``summary.md``, ``summary.csv`` and ``fig6.png`` from the finished runs in ``plan.out``.
+
+    With no finished runs, a stale summary and plot are removed (and nothing is written). Runs of different
+    data or library versions are never averaged: a one-line ``ValueError`` (the stale summary removed too).
+    """
     runs = [r for r in load_runs(plan.out) if r.record["config"]["profile"] == plan.profile]
+    paths = [plan.out / name for name in SUMMARY_FILES]
+    problem = mixing_problem(runs) if runs else None
+    if not runs or problem:
+        for path in paths:
+            path.unlink(missing_ok=True)
+    if problem:
+        raise ValueError(
+            f"{plan.out / 'runs'} holds {problem}: not averaging them together; move them to one --out each"
+        )
     if not runs:
         return []
     rows = summary_rows(runs)
-    paths = [plan.out / "summary.md", plan.out / "summary.csv", plan.out / "fig6.png"]
     atomic_write_bytes(paths[0], summary_markdown(rows, runs).encode())
     atomic_write_bytes(paths[1], summary_csv(rows).encode())
     import matplotlib

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import math
+import os
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 
 import torch
 
-from resnet_lib.data import ImageDataset, load_dataset
-from resnet_lib.distributed import World, barrier, broadcast_object
+from resnet_lib.data import DatasetNotFoundError, ImageDataset, load_dataset
+from resnet_lib.distributed import World, barrier, broadcast_object, first_error
 from resnet_lib.full_results import load_runs
 from resnet_lib.models import cifar_net, count_parameters
 from resnet_lib.reproduce.plan import Plan, run_name
 from resnet_lib.reproduce.summary import write_summary
 from resnet_lib.results import (
+    as_json,
     check_writable,
     config_differences,
     library_source_hash,
@@ -79,56 +85,137 @@ def train_run(
     return history
 
 
-# ----------------------------------------------------------------------------- the sweep
+# ----------------------------------------------------------------------------- the folder
+
+LOCK_NAME = ".lock"
+#: What of a run's data must agree across a folder: which dataset was resolved, and how many images of what size.
+_DATA_KEYS = ("name", "n_train", "n_val", "n_test", "image_size")
+
+
+@contextmanager
+def folder_lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` (an OS lock, ``flock``: released when this process ends, however it ends) while a
+    sweep writes into ``out``; a one-line ``ValueError`` naming the holder's pid when another sweep holds it."""
+    check_writable(out)
+    lock = out / LOCK_NAME
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise ValueError(f"cannot open the lock file {lock} ({exc.strerror or type(exc).__name__})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise ValueError(
+                f"{out} is in use by another sweep (pid {holder}, holding {lock}); wait for it to end or use another "
+                "--out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the file stays (removing it would let two sweeps lock two files)
 
 
 def _read_sweep(path: Path) -> dict | None:
-    """The settings ``sweep.json`` records, or ``None`` when it is missing or fails its checksum."""
+    """What ``sweep.json`` records (``settings``, ``library_hash``, ``data``), or ``None`` when it is missing or
+    fails its checksum."""
     saved = read_sealed(path)
-    return saved["settings"] if isinstance(saved, dict) and isinstance(saved.get("settings"), dict) else None
+    return saved if isinstance(saved, dict) and isinstance(saved.get("settings"), dict) else None
 
 
-def _check_sweep_folder(plan: Plan, say=print) -> None:
-    """``sweep.json`` records the shared settings; a folder made with other settings is refused.
+def _data_of(description: dict) -> dict:
+    return {k: description.get(k) for k in _DATA_KEYS}
 
-    Where ``sweep.json`` is missing or damaged, the finished runs in the folder are checked
-    against this command instead, and ``sweep.json`` is (re)written only once they agree, so a
-    refused command never writes anything. The folder is checked writable before any training.
-    """
+
+def _data_words(description: dict) -> str:
+    d = _data_of(description)
+    return f"{d['name']}, {d['n_train']}/{d['n_val']}/{d['n_test']} images of {d['image_size']}px"
+
+
+def _library_words(there: str) -> str:
+    return f"resnet_lib {str(there)[:12]}, this is {library_source_hash()[:12]}"
+
+
+def _check_sweep_folder(plan: Plan, summary_only: bool) -> None:
+    """Refuse (one-line ``ValueError``) a folder made with other settings or, unless ``summary_only``, by
+    another version of resnet_lib. Reads only: nothing is written until the data has loaded."""
     path = plan.out / "sweep.json"
-    settings = plan.settings()
     before = _read_sweep(path)
     if before is not None:
-        diff = config_differences(before, settings)
+        diff = config_differences(before["settings"], plan.settings())
         if diff:
             raise ValueError(f"{plan.out} holds a sweep with other settings ({'; '.join(diff[:3])}); use another --out")
-    else:
-        for done in load_runs(plan.out, quiet=True):
-            diff = config_differences(done.record["config"], plan.config(done.family, done.depth, done.seed))
-            if diff:
-                where = done.stored.json_path
-                raise ValueError(f"{where} was made with other settings ({'; '.join(diff[:3])}); use another --out")
+        if not summary_only and before.get("library_hash") != library_source_hash():
+            words = _library_words(before.get("library_hash"))
+            raise ValueError(
+                f"{plan.out} holds a sweep made by another version of the library ({words}); "
+                "its runs are not mixed with this one's: use another --out"
+            )
+    for done in load_runs(plan.out, quiet=True):
+        where = done.stored.json_path
+        diff = config_differences(done.record["config"], plan.config(done.family, done.depth, done.seed))
+        if diff:
+            raise ValueError(f"{where} was made with other settings ({'; '.join(diff[:3])}); use another --out")
+        if not summary_only and done.record["library_hash"] != library_source_hash():
+            raise ValueError(
+                f"{where} was made by another version of the library ({_library_words(done.record['library_hash'])}); "
+                "its runs are not mixed with this one's: use another --out"
+            )
+
+
+def _seal_sweep_folder(plan: Plan, data: dict, say=print) -> None:
+    """Once the data has loaded: refuse a folder whose runs used other data (``data``: what this command
+    resolved, :meth:`ImageDataset.describe`), else write ``sweep.json`` (settings, the resolved data and
+    the library's source hash) if it is missing, damaged or older."""
+    path = plan.out / "sweep.json"
+    before = _read_sweep(path)
+    theirs = [(path, before["data"])] if before is not None and isinstance(before.get("data"), dict) else []
+    theirs += [(r.stored.json_path, r.record["data"]) for r in load_runs(plan.out, quiet=True)]
+    for where, there in theirs:
+        if _data_of(there) != _data_of(data):
+            raise ValueError(
+                f"{where} holds runs on other data ({_data_words(there)}; this command's: {_data_words(data)}); "
+                "runs on different data are not mixed: use another --out, or the --dataset that made it"
+            )
     check_writable(plan.store.directory)
-    if before is None:
-        if path.exists():
+    sealed = as_json({"settings": plan.settings(), "library_hash": library_source_hash(), "data": data})
+    if before is None or {k: before.get(k) for k in sealed} != sealed:
+        if path.exists() and before is None:
             say(f"{path} was damaged; rewriting it (the finished runs there agree with this command)")
-        write_sealed(path, {"settings": settings, "library_hash": library_source_hash()})
+        write_sealed(path, sealed)
 
 
-def run_sweep(plan: Plan, world: World, args: argparse.Namespace) -> dict:
-    """Train every run of ``plan`` not already finished; rank 0 writes results and the summary."""
-    say = print if world.is_main else (lambda *a, **k: None)
-    if args.summary_only and not (plan.out / "sweep.json").exists():
-        raise ValueError(f"--summary-only: {plan.out} holds no sweep (no sweep.json)")
+def _on_main(world: World, action) -> None:
+    """Run ``action()`` on rank 0; its one-line ``ValueError`` or ``OSError`` is raised on every rank."""
     error = None
     if world.is_main:
         try:
-            _check_sweep_folder(plan, say)
+            action()
         except (ValueError, OSError) as exc:
             error = str(exc)
     error = broadcast_object(error, world)
     if error:
         raise ValueError(error)
+
+
+# ----------------------------------------------------------------------------- the sweep
+
+
+def run_sweep(plan: Plan, world: World, args: argparse.Namespace) -> dict:
+    """Train every run of ``plan`` not already finished; rank 0 holds the folder's lock, writes results and
+    the summary."""
+    with ExitStack() as stack:
+        _on_main(world, lambda: stack.enter_context(folder_lock(plan.out)))
+        return _run_sweep_locked(plan, world, args)
+
+
+def _run_sweep_locked(plan: Plan, world: World, args: argparse.Namespace) -> dict:
+    say = print if world.is_main else (lambda *a, **k: None)
+    if args.summary_only and not (plan.out / "sweep.json").exists():
+        raise ValueError(f"--summary-only: {plan.out} holds no sweep (no sweep.json)")
+    _on_main(world, lambda: _check_sweep_folder(plan, args.summary_only))
     counts = {"finished_before": 0, "trained": 0, "interrupted": 0}
     data: ImageDataset | None = None
     planned = plan.runs()
@@ -150,6 +237,7 @@ def run_sweep(plan: Plan, world: World, args: argparse.Namespace) -> dict:
             continue
         if data is None:
             data = _load_data(plan, world)
+            _on_main(world, partial(_seal_sweep_folder, plan, data.describe(), say))
         started = time.perf_counter()
         history = train_run(plan, family, depth, seed, data, world, args)
         if history is None:
@@ -165,18 +253,50 @@ def run_sweep(plan: Plan, world: World, args: argparse.Namespace) -> dict:
                 + (f"; {history.divergence_line('it')}" if history.diverged else "")
             )
         barrier(world)
+    outcome: list[str] | str = []
     if world.is_main:
-        for path in write_summary(plan):
-            say(f"wrote {path}")
+        try:
+            finished = load_runs(plan.out, quiet=True)
+            if data is None and finished and not args.summary_only:
+                # Nothing trained: sweep.json (re)written from the finished runs, which agree with this command.
+                _seal_sweep_folder(plan, finished[0].record["data"], say)
+            outcome = [str(path) for path in write_summary(plan)]
+        except (ValueError, OSError) as exc:
+            outcome = str(exc)
+    outcome = broadcast_object(outcome, world)
+    if isinstance(outcome, str):
+        raise ValueError(outcome)
+    written = outcome
+    for path in written:
+        say(f"wrote {path}")
+    if args.summary_only and not written:
+        raise ValueError(
+            f"--summary-only: {plan.store.directory} holds no finished runs of this sweep; removed its stale "
+            "summary.md, summary.csv and fig6.png"
+        )
     return counts
 
 
 def _load_data(plan: Plan, world: World) -> ImageDataset:
-    """Rank 0 loads (and, for CIFAR-10, downloads) first; the other ranks then read the same files."""
-    data = None
+    """Rank 0 loads (and, for CIFAR-10, downloads) first; the other ranks then read the same files.
+
+    A rank that cannot load the data stops every rank with its one line (not a wait for the collective timeout).
+    """
+    data, error = None, None
     if world.is_main:
-        data = load_dataset(plan.experiment.data, verbose=True)
-    barrier(world)
+        try:
+            data = load_dataset(plan.experiment.data, verbose=True)
+        except (ValueError, OSError, DatasetNotFoundError) as exc:
+            error = str(exc).strip().splitlines()[0]
+    error = broadcast_object(error, world)
+    if error:
+        raise ValueError(error)
     if data is None:
-        data = load_dataset(plan.experiment.data, verbose=False)
+        try:
+            data = load_dataset(plan.experiment.data, verbose=False)
+        except (ValueError, OSError, DatasetNotFoundError) as exc:
+            error = f"rank {world.rank}: {str(exc).strip().splitlines()[0]}"
+    error = first_error(error, world)
+    if error:
+        raise ValueError(error)
     return data
