@@ -177,3 +177,16 @@ def test_bad_input_is_one_line(kwargs, message):
     with pytest.raises(ValueError, match="boolean") as err:
         ch.standin_reading(np.array([0.5, 0.9]), "ResNet-56", 0.9, 0.07)
     assert "\n" not in str(err.value)
+
+
+def test_takeaway_names_what_held_and_what_did_not():
+    n = 1000
+    intact = _wrong(n, 0.08, 0)
+    worse = intact | _wrong(n, 0.3, 1)
+    draws = np.array([intact | _wrong(n, 0.3, s) for s in (5, 6)])
+    good = _lesions(intact, [intact, intact, worse, intact], {2: draws}, {0: intact})
+    text = ch.takeaway(ch.single_block_reading(good), ch.deletion_reading(good), ch.swap_reading(good))
+    assert "as in the paper" in text and "unlike" not in text
+    bad = _lesions(intact, [worse, worse, intact, worse], {2: draws}, {0: worse})
+    text = ch.takeaway(ch.single_block_reading(bad), ch.deletion_reading(bad), ch.swap_reading(bad))
+    assert "unlike it, not single deletions" in text and "not neighbour swaps cost little" in text

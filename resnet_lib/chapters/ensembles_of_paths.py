@@ -409,6 +409,24 @@ def standin_reading(wrong: np.ndarray, label: str, chance: float, stated_error: 
     return StandinReading(label, int(wrong.sum()), int(wrong.size), chance, stated_error)
 
 
+def takeaway(single: SingleBlockReading, deletion: DeletionReading, swap: SwapReading) -> str:
+    """One line: which of Veit et al.'s three readings the converged net's photos bear out, and which not."""
+    readings = {
+        "single deletions of blocks that keep the shape barely change the error": single.barely_changes,
+        "downsampling deletions cost more": single.downsampling_costlier,
+        "the error grows with k without a resolved fall": deletion.grows_smoothly,
+        "neighbour swaps cost little": swap.costs_little,
+    }
+    held = [r for r, ok in readings.items() if ok]
+    failed = [r for r, ok in readings.items() if not ok]
+    text = f"on {single.label} trained to convergence ({single.n:,} photos), "
+    if not failed:
+        return text + f"as in the paper: {'; '.join(held)}"
+    if not held:
+        return text + f"none of the paper's readings holds: not {'; not '.join(failed)}"
+    return text + f"as in the paper: {'; '.join(held)}; unlike it, not {'; not '.join(failed)}"
+
+
 __all__ = [
     "ConvergedLesions",
     "DeletionReading",
@@ -421,4 +439,5 @@ __all__ = [
     "single_block_reading",
     "standin_reading",
     "swap_reading",
+    "takeaway",
 ]

@@ -202,7 +202,7 @@ def plot_converged_single_lesions(
         ax.set_xlabel("deleted block (1 = input side; shaded: downsampling)")
         ax.set_ylabel("test error (%)")
         ax.set_ylim(0, 100)
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
         ax.set_title(f"ResNet-{depth} trained to convergence: one block deleted")
     fig.suptitle(f"Deleting one block of a converged ResNet at test time\n{dataset_label}")
     return fig
