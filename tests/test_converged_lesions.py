@@ -122,13 +122,13 @@ def test_deletion_reading_says_either_way():
 
     rising = ch.deletion_reading(_lesions(intact, [intact] * 3, {1: at(0.05, 10), 2: at(0.2, 20), 4: at(0.5, 30)}, {}))
     assert rising.grows_smoothly and rising.step_verdicts == ["rises"] * 3
-    assert "grows with every k" in rising.sentence()
+    assert "rises with k without a resolved fall" in rising.sentence()
     flat = ch.deletion_reading(_lesions(intact, [intact] * 3, {1: at(0.0, 10), 2: at(0.0, 20)}, {}))
     assert not flat.rises_overall and "does not rise" in flat.sentence()
     bumpy = {1: at(0.4, 10), 2: at(0.05, 20), 4: at(0.5, 30)}
     bumpy_reading = ch.deletion_reading(_lesions(intact, [intact] * 3, bumpy, {}))
     assert bumpy_reading.rises_overall and not bumpy_reading.grows_smoothly
-    assert "falls" in bumpy_reading.step_verdicts and "not at every step" in bumpy_reading.sentence()
+    assert "falls" in bumpy_reading.step_verdicts and "falls resolvably" in bumpy_reading.sentence()
 
 
 def test_swap_and_standin_readings_say_either_way():
@@ -138,7 +138,7 @@ def test_swap_and_standin_readings_say_either_way():
     cheap = ch.swap_reading(_lesions(intact, [intact] * 3, {}, {0: intact, 3: intact, 4: worse}))
     assert cheap.costs_little and "costs little" in cheap.sentence() and "2 of 3" in cheap.sentence()
     dear = ch.swap_reading(_lesions(intact, [intact] * 3, {}, {0: worse, 3: worse, 4: intact}))
-    assert not dear.costs_little
+    assert not dear.costs_little and "is not cheap" in dear.sentence()
     near = ch.standin_reading(_wrong(n, 0.88, 2), "ResNet-56", 0.9, 0.07)
     assert near.near_chance and "near chance" in near.sentence()
     far = ch.standin_reading(_wrong(n, 0.1, 2), "ResNet-56", 0.9, 0.07)

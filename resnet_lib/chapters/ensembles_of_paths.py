@@ -283,13 +283,14 @@ class DeletionReading:
         rises, falls = verdicts.count("rises"), verdicts.count("falls")
         counts = (
             f"from {100 * self.mean[0]:.1f}% intact to {100 * self.mean[-1]:.1f}% with {int(self.ks[-1])} "
-            f"blocks deleted ({self.draws} draws per k, {self.n:,} photos); of {len(verdicts)} steps in k, "
-            f"{rises} rise beyond their 95% tolerance, {falls} fall, {len(verdicts) - rises - falls} are unresolved"
+            f"blocks deleted ({self.draws} draws per k, {self.n:,} photos); of its {len(verdicts)} steps in k, "
+            f"{rises} rise beyond their 95% tolerance, {falls} fall beyond it and {len(verdicts) - rises - falls} "
+            f"stay within it"
         )
         if self.grows_smoothly:
-            return f"{self.label}'s error grows with every k, without a resolved fall: {counts}"
+            return f"{self.label}'s error rises with k without a resolved fall: {counts}"
         if self.rises_overall:
-            return f"{self.label}'s error rises overall but not at every step: {counts}"
+            return f"{self.label}'s error rises overall with k but falls resolvably at some step: {counts}"
         return f"{self.label}'s error does not rise resolvably with k: {counts}"
 
 
@@ -347,9 +348,9 @@ class SwapReading:
         return self.unchanged > len(self.pairs) / 2
 
     def sentence(self) -> str:
-        m = len(self.pairs)
+        m, verdict = len(self.pairs), "costs little" if self.costs_little else "is not cheap"
         return (
-            f"swapping two neighbouring blocks of {self.label} {'costs little' if self.costs_little else 'costs'}: "
+            f"swapping two neighbouring blocks of {self.label} {verdict}: "
             f"{self.unchanged} of {m} swaps cannot be told from the intact net on these {self.n:,} photos "
             f"(McNemar, 5%); the mean swap costs {_points(float(self.costs.mean()))}, the costliest "
             f"{_points(float(self.costs.max()))}"
