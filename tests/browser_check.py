@@ -6,7 +6,12 @@ Used by ``tests/test_browser.py``; runnable alone:
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import shutil
+import signal
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +53,41 @@ def toc_pages() -> list[tuple[str, bool]]:
             name = chapter["file"]
             pages.append((name, Path(name).name[:2].isdigit()))
     return pages
+
+
+def run_bounded(cmd: list[str], what: str, timeout_s: float, **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run(cmd, capture_output=True, text=True)``, but a command that runs past ``timeout_s``
+    is killed with its whole process group and the test fails in one line naming ``what`` hung.
+
+    The command runs in a session of its own, so the kill reaches its children (Sphinx's workers);
+    a Jupyter kernel has a session of its own too, and exits within a second of its parent's death
+    (ipykernel's parent poller).
+    """
+    import pytest
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            **kwargs)  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+        hung = False
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        try:  # a grandchild in a session of its own (a kernel) may hold the pipes a moment longer
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            out, err = "", ""
+        hung = True
+    except BaseException:  # Ctrl-C: leave nothing running
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    if hung:  # outside the except block: one line, without the TimeoutExpired chained before it
+        text = re.sub(r"\x1b\[[0-9;]*m", "", out + err)
+        last = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "no output")
+        pytest.fail(f"{what} hung: still running after {timeout_s:.0f} s, killed (last output: {last[:200]!r})",
+                    pytrace=False)  # fmt: skip
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def chromium_path() -> str | None:

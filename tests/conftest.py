@@ -13,12 +13,32 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
 import resnet_lib.data
 import resnet_lib.profiles
 import resnet_lib.results
+
+# _config.yml loads the Sphinx extension _ext/kernel_wakeup.py (the widget-book hang of issue 31) from beside
+# itself; a test that builds a small book from a copy of _config.yml finds it through PYTHONPATH instead.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(Path(__file__).resolve().parents[1] / "_ext"), os.environ.get("PYTHONPATH")) if p
+)
+
+#: nbval's per-cell timeout when `make test` runs the notebooks (``pytest tests book --nbval-lax``): the
+#: book build's own (``_config.yml``, ``execute.timeout``) instead of nbval's default of 2000 s, so a cell that
+#: hangs fails in 15 minutes, well inside CI's 90-minute limit. An explicit ``--nbval-cell-timeout`` wins.
+NBVAL_CELL_TIMEOUT_S = 900
+_NBVAL_DEFAULT_CELL_TIMEOUT_S = 2000
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "nbval_cell_timeout", None) == _NBVAL_DEFAULT_CELL_TIMEOUT_S:
+        config.option.nbval_cell_timeout = NBVAL_CELL_TIMEOUT_S
 
 
 def _no_network(root, timeout_s):

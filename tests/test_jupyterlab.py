@@ -117,7 +117,9 @@ def jupyter_lab(tmp_path_factory):
             except OSError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not start (exit {server.poll()}):\n{log.read_text()[-3000:]}")
+                lines = [line for line in log.read_text().splitlines() if line.strip()] or ["no output"]
+                pytest.fail(f"JupyterLab did not start within 120 s (exit {server.poll()}; its log {log} ends: "
+                            f"{lines[-1][-200:]!r})", pytrace=False)  # fmt: skip
             time.sleep(0.5)
         yield base, token, log
     finally:

@@ -10,6 +10,12 @@ the same files of their npm packages (which jsDelivr serves), byte for byte, so 
 integrity hashes in ``_config.yml`` are checked too; nothing else leaves the machine.
 Checked on a one-notebook book built here, and on chapters 2 and 4 of ``_build/html`` when
 the book is built (``make test`` builds it first).
+
+Every subprocess here has a timeout that fails the test in one line naming what hung
+(``browser_check.run_bounded``). The one-notebook build used to hang under load (issue 31): nbclient
+waited on the kernel's shell socket for the cell's whole timeout while the kernel's reply already sat
+in it, its wake-up lost (see ``_ext/kernel_wakeup.py``, which the book's ``_config.yml`` loads).
+``tests/test_widget_build_repeats.py`` builds this book again and again with short timeouts.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ import mimetypes
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -27,7 +32,7 @@ import nbformat
 import pytest
 import yaml
 
-from tests.browser_check import ROOT, chromium_path, launch_chromium
+from tests.browser_check import ROOT, chromium_path, launch_chromium, run_bounded
 
 BIN = Path(sys.executable).parent
 SCREENSHOTS = ROOT / "screenshots"
@@ -57,8 +62,8 @@ def cdn_files(tmp_path_factory) -> dict[tuple[str, str], Path]:
         match = CDN.match(url)
         assert match, f"{url} is not a jsDelivr npm URL"
         spec = f"{match['package']}@{match['version']}"
-        packed = subprocess.run([npm, "pack", "--silent", spec], cwd=where, capture_output=True, text=True, timeout=300)
-        assert packed.returncode == 0, f"npm pack {spec}: {packed.stderr[-500:]}"
+        packed = run_bounded([npm, "pack", "--silent", spec], f"npm pack {spec}", 300, cwd=where)
+        assert packed.returncode == 0, f"npm pack {spec} failed: {packed.stderr.strip()[-300:]!r}"
         folder = where / spec.replace("/", "_")
         with tarfile.open(where / packed.stdout.strip().splitlines()[-1]) as archive:
             archive.extractall(folder, filter="data")
@@ -160,27 +165,34 @@ def _check_online(facts: dict) -> None:
 # --------------------------------------------------------------------------- a one-notebook book
 
 
-@pytest.fixture(scope="module")
-def tiny_book(tmp_path_factory) -> Path:
+#: Seconds one build of the one-notebook book may take before it counts as hung. It took 12-13 s on an idle
+#: 2-core machine, 16-40 s with both cores busy (measured); a hung build idles forever (CI's job limit: 90 min).
+BUILD_TIMEOUT_S = 240
+#: Seconds its one code cell may run: nbclient then interrupts the kernel and the build fails (-W), naming the
+#: cell, before the process timeout above has to kill it. The cell takes 2-6 s.
+CELL_TIMEOUT_S = 120
+
+
+def write_widget_book(book: Path) -> None:
     """A book with the project's configuration and one notebook that shows chapter 4's explorer."""
-    if chromium_path() is None:
-        (pytest.fail if REQUIRED else pytest.skip)("Chromium is missing: run `make browser-deps`")
-    book = tmp_path_factory.mktemp("widget_book")
-    (book / "book").mkdir()
+    (book / "book").mkdir(parents=True)
     shutil.copy(ROOT / "_config.yml", book / "_config.yml")
     shutil.copy(ROOT / "book" / "references.bib", book / "book" / "references.bib")
     shutil.copy(ROOT / "book" / "logo.svg", book / "book" / "logo.svg")
     shutil.copytree(ROOT / "_static", book / "_static")
-    # The book's own MathJax 3 (`make mathjax`): the widgets typeset their labels with whatever MathJax
-    # the page holds, so the live explorer is tested beside the real one (see _static/widget_typeset.js).
+    shutil.copytree(ROOT / "_ext", book / "_ext")  # _config.yml's local extension (kernel_wakeup)
+    # The book's own MathJax 3 (`make mathjax`) when it is there: the widgets typeset their labels with whatever
+    # MathJax the page holds, so the live explorer is tested beside the real one (see _static/widget_typeset.js).
     mathjax = ROOT / "_build" / "mathjax"
-    if not (mathjax / "mathjax" / "tex-mml-chtml.js").exists():
-        (pytest.fail if REQUIRED else pytest.skip)("the book's MathJax is missing: run `make mathjax`")
-    shutil.copytree(mathjax, book / "_build" / "mathjax")
+    if (mathjax / "mathjax" / "tex-mml-chtml.js").exists():
+        shutil.copytree(mathjax, book / "_build" / "mathjax")
+    else:
+        (book / "_build" / "mathjax").mkdir(parents=True)  # html_extra_path must exist
     (book / "book" / "intro.md").write_text("# A tiny book\n\nOne explorer.\n")
     (book / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/explorer\n")
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["execution"] = {"timeout": CELL_TIMEOUT_S}  # myst-nb's per-notebook execution timeout
     nb.cells = [
         nbformat.v4.new_markdown_cell("# An explorer\n\nWith math, as every chapter has: $x_{l+1} = x_l + F(x_l)$."),
         nbformat.v4.new_code_cell(
@@ -189,11 +201,31 @@ def tiny_book(tmp_path_factory) -> Path:
         ),
     ]
     nbformat.write(nb, book / "book" / "explorer.ipynb")
+
+
+def build_widget_book(book: Path, timeout_s: float = BUILD_TIMEOUT_S, what: str = "") -> Path:
+    """``jupyter-book build`` of ``book``; the explorer's page. A hang or a failure fails the test in one line."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
     cmd = [str(BIN / "jupyter-book"), "build", str(book), "-W", "-n", "--keep-going"]
-    build = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-    assert build.returncode == 0, (build.stdout + build.stderr)[-3000:]
+    build = run_bounded(cmd, f"jupyter-book build of the widget book{what} ({book})", timeout_s, env=env)
+    if build.returncode != 0:
+        output = (build.stdout + build.stderr).splitlines()
+        reason = next((line for line in output if "Error" in line or "WARNING" in line), output[-1] if output else "")
+        pytest.fail(f"jupyter-book build of the widget book{what} failed (exit {build.returncode}): {reason[:300]}",
+                    pytrace=False)  # fmt: skip
     return book / "_build" / "html" / "book" / "explorer.html"
+
+
+@pytest.fixture(scope="module")
+def tiny_book(tmp_path_factory) -> Path:
+    """The one-notebook widget book, built (see :func:`write_widget_book`)."""
+    if chromium_path() is None:
+        (pytest.fail if REQUIRED else pytest.skip)("Chromium is missing: run `make browser-deps`")
+    if not (ROOT / "_build" / "mathjax" / "mathjax" / "tex-mml-chtml.js").exists():
+        (pytest.fail if REQUIRED else pytest.skip)("the book's MathJax is missing: run `make mathjax`")
+    book = tmp_path_factory.mktemp("widget_book")
+    write_widget_book(book)
+    return build_widget_book(book)
 
 
 def test_offline_the_explorer_is_a_static_figure(tiny_book, cdn_files):
