@@ -48,7 +48,7 @@ def test_pair_words_say_deeper_better_worse_or_unresolved():
     tie = paired_comparison(*_wrong(10, 12), "ResNet-56", "ResNet-20")
     assert [conv.pair_verdict(c) for c in (better, worse, tie)] == ["deeper better", "deeper worse", "unresolved"]
     said = conv.pairs_sentence([better, tie], 1000)
-    assert said.startswith("1 of the 2 pairs resolve") and "ResNet-56 makes fewer mistakes" in said
+    assert said.startswith("1 of the 2 pairs resolves on") and "ResNet-56 makes fewer mistakes" in said
     assert "56-20) do not resolve" in said
     assert conv.pairs_sentence([tie], 1000) == "none of the 1 pairs resolves on these 1,000 photos"
     assert "every pair resolves" in conv.pairs_sentence([better], 1000)
@@ -60,7 +60,7 @@ def test_ordering_sentence_names_pairs_against_table6_and_says_when_none_resolve
     tie = paired_comparison(*_wrong(10, 12), "ResNet-56", "ResNet-44")
     assert "ResNet-32 against ResNet-20" in conv.ordering_sentence([better, worse, tie])
     assert conv.ordering_sentence([better]).startswith("every pair resolves in Table 6's order")
-    assert conv.ordering_sentence([better, tie]).startswith("no pair resolves against Table 6's order; the 1 that")
+    assert conv.ordering_sentence([better, tie]).startswith("no pair resolves against Table 6's order; the one that")
     assert conv.ordering_sentence([tie]).startswith("no pair resolves, either way")
 
 

@@ -137,7 +137,8 @@ def pairs_sentence(pairs: list[PairedComparison], n: int) -> str:
     said = "; ".join(f"{c.name_a} makes {c.verdict} mistakes than {c.name_b} (p = {c.p_value:.2g})" for c in resolved)
     rest = [f"{c.name_a[7:]}-{c.name_b[7:]}" for c in pairs if not c.resolved]
     tail = f"; the other {len(rest)} pairs ({', '.join(rest)}) do not resolve" if rest else "; every pair resolves"
-    return f"{len(resolved)} of the {len(pairs)} pairs resolve on these {n:,} photos: {said}{tail}"
+    verb = "resolves" if len(resolved) == 1 else "resolve"
+    return f"{len(resolved)} of the {len(pairs)} pairs {verb} on these {n:,} photos: {said}{tail}"
 
 
 def interval_sentence(errors: list[ConvergedError], which: str) -> str:
@@ -167,8 +168,9 @@ def ordering_sentence(pairs: list[PairedComparison]) -> str:
     if len(along) == len(pairs):
         return "every pair resolves in Table 6's order: the deeper net makes fewer mistakes"
     if along:
-        return (f"no pair resolves against Table 6's order; the {len(along)} that resolve go its way, and the other "
-                f"{len(pairs) - len(along)} would need more photos, not a verdict")  # fmt: skip
+        that = "the one that resolves goes" if len(along) == 1 else f"the {len(along)} that resolve go"
+        return (f"no pair resolves against Table 6's order; {that} its way, and the other {len(pairs) - len(along)} "
+                "would need more photos, not a verdict")  # fmt: skip
     return "no pair resolves, either way: at this photo count the depths cannot be ordered"
 
 
