@@ -31,7 +31,7 @@ from resnet_lib.profiles import ConvergedExperiment, LandscapeExperiment
 
 def _tiny_net(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    net = cifar_net("residual", 8, width=2)
+    net = cifar_net("residual", 8, width=1)
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -57,7 +57,7 @@ def _explicit_hessian(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch
         weights = {n: t.view(s) for n, t, s in zip(names, parts, shapes, strict=True)}
         return nn.functional.cross_entropy(functional_call(net, weights, (x.double(),)), y)
 
-    hessian = torch.autograd.functional.hessian(loss, flat)
+    hessian = torch.autograd.functional.hessian(loss, flat, vectorize=True)
     net.float()
     return hessian
 
