@@ -170,3 +170,10 @@ def test_response_figure_draws_each_net_by_relative_depth_and_per_stage():
     assert max(left.get_lines()[1].get_xdata()) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="same, non-empty set of depths"):
         figs.plot_converged_responses(stds, {20: means[20]}, "CIFAR-10")
+
+
+def test_interval_sentence_on_nets_at_chance_says_they_err_more():
+    at_chance = _error(20, 180, 200, 0.0827)
+    assert conv.interval_sentence([at_chance], "stated") == (
+        "ResNet-20 err more than the publisher's stated error, outside their 95% intervals"
+    )

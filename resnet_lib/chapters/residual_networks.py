@@ -153,8 +153,9 @@ def interval_sentence(errors: list[ConvergedError], which: str) -> str:
     below = [e.label for e in errors if getattr(e, which) < e.low]
     if not above and not below:
         return f"every one of the {len(errors)} intervals holds {name}"
-    said = [f"{', '.join(above)} err less than {name}" if above else "", f"{', '.join(below)} more" if below else ""]
-    return "; ".join(x for x in said if x) + " (outside the 95% interval)"
+    said = [f"{', '.join(above)} err less than {name}"] if above else []
+    said += [f"{', '.join(below)} err more than {name}"] if below else []
+    return "; ".join(said) + ", outside their 95% intervals"
 
 
 def ordering_sentence(pairs: list[PairedComparison]) -> str:
