@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from resnet_lib.data import ImageDataset, auto_dataset
 from resnet_lib.measure.responses import responses_and_logits
-from resnet_lib.measure.significance import PairedComparison, error_interval, paired_comparison
+from resnet_lib.measure.significance import PairedComparison, error_interval, mistakes, paired_comparison
 from resnet_lib.models.published import PUBLISHED, load_available, published_photos
 from resnet_lib.paper import TABLE6
 from resnet_lib.profiles import ConvergedExperiment
@@ -103,10 +103,11 @@ def converged_study(experiment: ConvergedExperiment, progress: bool = True) -> C
     n_responses = min(experiment.response_images, n)
     errors, wrong, response_groups = {}, {}, {}
     for depth, net in tqdm(nets.items(), desc="published nets", unit="net", disable=not progress):
-        stds, logits = responses_and_logits(net, data.test_x, n_responses if real else 2 * groups, groups)
-        wrong[depth] = (logits.argmax(1) != data.test_y).numpy()
-        if real:
-            response_groups[depth] = stds
+        if real:  # one pass: the logits, and Fig. 7's stds over the first n_responses photos
+            response_groups[depth], logits = responses_and_logits(net, data.test_x, n_responses, groups)
+            wrong[depth] = (logits.argmax(1) != data.test_y).numpy()
+        else:
+            wrong[depth] = mistakes(net, data.test_x, data.test_y)
         k = int(wrong[depth].sum())
         low, high = error_interval(k, n)
         errors[depth] = ConvergedError(depth, k, n, low, high, PUBLISHED[depth].stated_error / 100,
