@@ -7,9 +7,11 @@ received the idle status on IOPub, and was waiting in ``AsyncZMQSocketChannel.ge
 socket, one ``poll()`` of the cell's whole timeout (900 s), while the reply already sat in that socket
 (``ZMQ_EVENTS`` said POLLIN). Reading ``ZMQ_EVENTS`` once released it at once. So the wake-up for the
 reply was lost in the client's zmq.asyncio socket (ZeroMQ signals readiness on an edge-triggered
-descriptor); in every hang caught, the reply arrived within milliseconds of nbclient sending an
-ipywidgets ``Output`` update on that same socket (``OutputWidget.sync_state``), which is why only the
-explorer pages (an ``Output`` widget) hung, and only on a busy machine.
+descriptor). In both hangs caught with a message log, the reply arrived within milliseconds of nbclient
+sending an ipywidgets ``Output`` update on that same socket (``OutputWidget.sync_state``): only pages
+with an ``Output`` widget (the explorers) are known to hang, and only on a busy machine. A small
+zmq.asyncio script that sends while a ``poll()`` waits did not lose the wake-up, so the exact path
+inside pyzmq is not pinned down; the remedy below does not depend on it.
 
 The remedy: wait on a kernel socket in slices of at most :data:`SLICE_S` seconds. Every new ``poll()``
 asks ZeroMQ for the socket's events before it waits, so a reply whose wake-up was lost is read within
