@@ -113,6 +113,18 @@ def test_single_block_reading_says_either_way():
     assert "0 of 3" in reading.sentence() and "do not all cost more" in reading.sentence()
 
 
+def test_barely_changes_is_an_effect_size_not_a_count_of_unresolved_tests():
+    """Many photos resolve every small cost; a median cost of 2 points is still 'barely changes'."""
+    n = 20_000
+    intact = _wrong(n, 0.07, 0)
+    slightly = intact | _wrong(n, 0.02, 1)
+    reading = ch.single_block_reading(
+        _lesions(intact, [slightly, slightly, intact | _wrong(n, 0.3, 2), slightly], {}, {})
+    )
+    assert reading.inner_unchanged == 0 and reading.barely_changes, reading.sentence()
+    assert reading.median_share < ch.CHEAP_SHARE
+
+
 def test_deletion_reading_says_either_way():
     n, draws = 800, 3
     intact = _wrong(n, 0.07, 0)
@@ -137,7 +149,8 @@ def test_swap_and_standin_readings_say_either_way():
     worse = intact | _wrong(n, 0.2, 1)
     cheap = ch.swap_reading(_lesions(intact, [intact] * 3, {}, {0: intact, 3: intact, 4: worse}))
     assert cheap.costs_little and "costs little" in cheap.sentence() and "2 of 3" in cheap.sentence()
-    dear = ch.swap_reading(_lesions(intact, [intact] * 3, {}, {0: worse, 3: worse, 4: intact}))
+    much_worse = intact | _wrong(n, 0.4, 3)
+    dear = ch.swap_reading(_lesions(intact, [intact] * 3, {}, {0: much_worse, 3: much_worse, 4: intact}))
     assert not dear.costs_little and "is not cheap" in dear.sentence()
     near = ch.standin_reading(_wrong(n, 0.88, 2), "ResNet-56", 0.9, 0.07)
     assert near.near_chance and "near chance" in near.sentence()
