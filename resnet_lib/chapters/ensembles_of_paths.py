@@ -214,7 +214,7 @@ class SingleBlockReading:
             f"deleting one of {self.label}'s {m} blocks that keep the shape "
             f"{'barely changes' if self.barely_changes else 'changes'} its error: "
             f"the median deletion costs {_points(float(np.median(self.inner_costs)))} "
-            f"({100 * self.median_share:.0f}% of the way to chance), the costliest "
+            f"({100 * self.median_share:.1f}% of the way to chance), the costliest "
             f"{_points(float(self.inner_costs.max()))}, and {self.inner_unchanged} of {m} such deletions cannot be "
             f"told from the intact net on these {self.n:,} photos (McNemar, 5%)"
         )
@@ -373,7 +373,7 @@ class SwapReading:
         m, verdict = len(self.pairs), "costs little" if self.costs_little else "is not cheap"
         return (
             f"swapping two neighbouring blocks of {self.label} {verdict}: the mean swap costs "
-            f"{_points(float(self.costs.mean()))} ({100 * self.mean_share:.0f}% of the way to chance), the costliest "
+            f"{_points(float(self.costs.mean()))} ({100 * self.mean_share:.1f}% of the way to chance), the costliest "
             f"{_points(float(self.costs.max()))}; {self.unchanged} of {m} swaps cannot be told from the intact net "
             f"on these {self.n:,} photos (McNemar, 5%)"
         )
