@@ -4,23 +4,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from resnet_lib.chapters import ensembles_of_paths as ch
 from resnet_lib.measure import lesions
 from resnet_lib.models import CifarNet
-
-
-def _trained_like(net: nn.Module, seed: int = 0) -> nn.Module:
-    """Random BatchNorm statistics and scales, so that eval mode is not the identity."""
-    gen = torch.Generator().manual_seed(seed)
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(0.3 * torch.randn(m.num_features, generator=gen))
-            m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=gen))
-            m.weight.data.copy_(0.5 + 0.5 * torch.rand(m.num_features, generator=gen))
-            m.bias.data.copy_(0.2 * torch.randn(m.num_features, generator=gen))
-    return net.eval()
+from tests.test_lesions import _trained_like
 
 
 def _split_net(depth: int = 14, zero_padding: str = "split") -> CifarNet:

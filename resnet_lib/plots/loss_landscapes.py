@@ -16,6 +16,17 @@ from resnet_lib.plots.style import depth_shade, new_figure
 LOSS_CAP = 10.0
 
 
+def _label_slice_axes(ax_loss, ax_err) -> None:
+    """Axes of a 1-D slice: log loss on the left, error in % on the right, the trained weights at 0."""
+    ax_loss.set_yscale("log")
+    ax_loss.set_ylabel("training loss (cross-entropy, nats, log scale)")
+    ax_err.set_ylabel("training error (%)")
+    ax_err.set_ylim(0, 100)
+    for ax in (ax_loss, ax_err):
+        ax.set_xlabel("step along the direction (0 = trained weights)")
+        ax.axvline(0, color="0.6", lw=0.8)
+
+
 def plot_slices_1d(slices: Mapping[tuple[str, int], Slice1D], dataset_label: str) -> Figure:
     """Training loss (left) and error (right) along one filter-normalized direction, one line per net."""
     fig, (ax_loss, ax_err) = new_figure(1, 2, figsize=(10, 3.8))
@@ -24,13 +35,7 @@ def plot_slices_1d(slices: Mapping[tuple[str, int], Slice1D], dataset_label: str
         colour = depth_shade(family, depth, depths)
         ax_loss.plot(s.steps, s.loss, color=colour, label=net_label(family, depth))
         ax_err.plot(s.steps, 100 * s.error, color=colour, label=net_label(family, depth))
-    ax_loss.set_yscale("log")
-    ax_loss.set_ylabel("training loss (cross-entropy, nats, log scale)")
-    ax_err.set_ylabel("training error (%)")
-    ax_err.set_ylim(0, 100)
-    for ax in (ax_loss, ax_err):
-        ax.set_xlabel("step along the direction (0 = trained weights)")
-        ax.axvline(0, color="0.6", lw=0.8)
+    _label_slice_axes(ax_loss, ax_err)
     ax_loss.legend(ncols=2, fontsize=8)
     fig.suptitle(f"Loss along one filter-normalized random direction (Li et al. Fig. 2)\n{dataset_label}")
     return fig
@@ -94,13 +99,7 @@ def plot_converged_slices(
             ax.plot(s.steps, values, color=colour, label=f"{net_label(family, depth)} (budget)")
     for ax, values in ((ax_loss, converged.loss), (ax_err, 100 * converged.error)):
         ax.plot(converged.steps, values, color=CONVERGED_COLOUR, lw=2.6, marker="o", ms=3, label=converged_label)
-    ax_loss.set_yscale("log")
-    ax_loss.set_ylabel("training loss (cross-entropy, nats, log scale)")
-    ax_err.set_ylabel("training error (%)")
-    ax_err.set_ylim(0, 100)
-    for ax in (ax_loss, ax_err):
-        ax.set_xlabel("step along the direction (0 = trained weights)")
-        ax.axvline(0, color="0.6", lw=0.8)
+    _label_slice_axes(ax_loss, ax_err)
     ax_loss.legend(fontsize=8)
     fig.suptitle(f"Converged vs budget nets along one filter-normalized random direction\n{dataset_label}")
     return fig
