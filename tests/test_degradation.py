@@ -131,17 +131,6 @@ def test_rounded_like_keeps_the_papers_decimals():
     assert dg.rounded_like(19_400_000, 19.4) == 19.4
 
 
-def test_seed_verdict_calls_overlapping_spreads_unresolved():
-    from resnet_lib.chapters.degradation import seed_verdict
-
-    assert seed_verdict((0.10, 0.12), (0.13, 0.20)) == "ahead"
-    assert seed_verdict((0.30,), (0.10, 0.29)) == "behind"
-    assert seed_verdict((0.10, 0.15), (0.12, 0.20)) == "unresolved"
-    assert seed_verdict((0.10,), (0.10,)) == "unresolved"  # a tie is no lead
-    with pytest.raises(ValueError, match="at least one error on each side"):
-        seed_verdict((), (0.1,))
-
-
 def test_a_longer_experiment_multiplies_epochs_and_steps_and_keeps_the_rest():
     from resnet_lib.profiles import PROFILES
 

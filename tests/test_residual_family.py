@@ -117,10 +117,10 @@ def test_every_profile_names_known_kinds_and_a_clear_error_for_others():
 def test_compare_per_seed_says_ahead_behind_or_not_resolved():
     assert compare_per_seed(np.array([0.5, 0.6]), np.array([0.7, 0.7]), "B") == "ahead of B in every seed"
     assert compare_per_seed([0.8, 0.9], [0.7, 0.7], "B") == "behind B in every seed"
-    assert compare_per_seed([0.5, 0.9], [0.7, 0.7], "B") == "not resolved from B at this budget (the seeds disagree)"
+    assert compare_per_seed([0.5, 0.9], [0.7, 0.7], "B") == "not resolved from B at this budget (the 2 seeds disagree)"
     assert compare_per_seed([0.5], [0.7], "B") == "not resolved from B at this budget (one seed)"
     assert compare_per_seed([0.7, 0.6], [0.7, 0.7], "B").startswith("not resolved")  # a tie is not "ahead"
-    with pytest.raises(ValueError, match="two equal-length 1-D arrays"):
+    with pytest.raises(ValueError, match="one value per seed on each side"):
         compare_per_seed([0.5, 0.6], [0.7], "B")
 
 

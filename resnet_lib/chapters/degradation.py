@@ -48,18 +48,6 @@ def train_nets(
     return runs
 
 
-def seed_verdict(first: tuple[float, ...], second: tuple[float, ...]) -> str:
-    """``"ahead"`` when every seed of ``first`` has a lower error than every seed of ``second``, ``"behind"``
-    when every one is higher, and ``"unresolved"`` when the two spreads over seeds overlap."""
-    if not first or not second:
-        raise ValueError("seed_verdict needs at least one error on each side")
-    if max(first) < min(second):
-        return "ahead"
-    if min(first) > max(second):
-        return "behind"
-    return "unresolved"
-
-
 @dataclass(frozen=True)
 class FinalErrors:
     """Final training and test error (fractions) of one net over seeds."""
@@ -279,7 +267,6 @@ __all__ = [
     "format_table6",
     "logits",
     "rounded_like",
-    "seed_verdict",
     "table6_rows",
     "train_nets",
 ]

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from resnet_lib.measure.cost import multiply_adds
 from resnet_lib.measure.signal import identity_defects, signal_growth
+from resnet_lib.measure.verdicts import compare_seeds
 from resnet_lib.models import CifarNet, count_parameters, imagenet_resnet
 from resnet_lib.models.imagenet import IMAGENET_LAYOUTS
 from resnet_lib.profiles import ResidualFamilyExperiment, profile_name
@@ -182,20 +183,14 @@ def trained(run: FamilyRun, chance: float, margin: float) -> bool:
 
 
 def compare_per_seed(errors: np.ndarray, baseline: np.ndarray, baseline_label: str) -> str:
-    """Words for how ``errors`` (per seed, lower is better) compare with ``baseline``'s of the same seeds:
-    ahead of / behind ``baseline_label`` in every seed, or not resolved (one seed, or the seeds disagree)."""
-    errors, baseline = np.asarray(errors, dtype=float), np.asarray(baseline, dtype=float)
-    if errors.ndim != 1 or errors.shape != baseline.shape or len(errors) == 0:
-        raise ValueError(
-            f"compare_per_seed needs two equal-length 1-D arrays of errors, got {errors.shape} and {baseline.shape}"
-        )
-    gap = errors - baseline
-    if len(gap) > 1 and (gap < 0).all():
-        return f"ahead of {baseline_label} in every seed"
-    if len(gap) > 1 and (gap > 0).all():
-        return f"behind {baseline_label} in every seed"
-    why = "one seed" if len(gap) == 1 else "the seeds disagree"
-    return f"not resolved from {baseline_label} at this budget ({why})"
+    """Words for how ``errors`` (per seed, lower is better) compare with ``baseline``'s of the same seeds,
+    by the book's rule (:func:`resnet_lib.measure.verdicts.compare_seeds`, paired by seed)."""
+    verdict = compare_seeds(errors, baseline)
+    return verdict.words(
+        f"ahead of {baseline_label} in every seed",
+        f"behind {baseline_label} in every seed",
+        f"not resolved from {baseline_label} at this budget ({verdict.basis})",
+    )
 
 
 def defects_of(runs: list[FamilyRun], images: torch.Tensor) -> np.ndarray:
