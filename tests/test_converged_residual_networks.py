@@ -177,3 +177,69 @@ def test_interval_sentence_on_nets_at_chance_says_they_err_more():
     assert conv.interval_sentence([at_chance], "stated") == (
         "ResNet-20 err more than the publisher's stated error, outside their 95% intervals"
     )
+
+
+# --------------------------------------------------------------------------- the budget runs' words, over seeds
+
+
+def test_seed_comparison_says_each_direction_paired_by_seed():
+    resnet20, resnet56 = [0.535, 0.556], [0.554, 0.572]  # the finding: ResNet-56 worse in each seed
+    names = ("ResNet-56", "ResNet-20")
+    behind = conv.seed_comparison(resnet56, resnet20, names, "test error")
+    assert behind.startswith("ResNet-56 ends with a higher test error than ResNet-20 in each of the 2 seeds")
+    assert "by 1.6 to 1.9 points" in behind and "55.4%, 57.2%" in behind
+    ahead = conv.seed_comparison(resnet20, resnet56, names[::-1], "test error")
+    assert ahead.startswith("ResNet-20 ends with a lower test error than ResNet-56 in each of the 2 seeds")
+    split = conv.seed_comparison([0.554, 0.550], resnet20, names, "test error")  # the seeds disagree
+    assert split.startswith("this run does not order ResNet-56 and ResNet-20 in test error (the 2 seeds disagree)")
+    one = conv.seed_comparison([0.554], [0.535], names, "test error")
+    assert "(one seed)" in one and "higher" not in one
+
+
+def test_degradation_sentence_follows_the_runs_both_ways():
+    plain = ([0.50, 0.52], [0.80, 0.81])  # plain-20, plain-56: the degradation
+    still = conv.degradation_sentence(plain, ([0.45, 0.46], [0.50, 0.49]), (20, 56))
+    assert "still trains *worse*" in still and "the degradation is not gone" in still
+    assert "the shortcuts shrink the cost of depth" in still and "+5.0, +3.0 points" in still
+    gone = conv.degradation_sentence(plain, ([0.45, 0.46], [0.40, 0.41]), (20, 56))
+    assert "trains *better*" in gone and "the degradation is gone" in gone and "not gone" not in gone
+    worse = conv.degradation_sentence(plain, ([0.10, 0.10], [0.50, 0.45]), (20, 56))
+    assert "gap in training error is larger for the ResNets" in worse
+    mixed = conv.degradation_sentence(plain, ([0.45, 0.46], [0.44, 0.47]), (20, 56))
+    assert "does not order ResNet-56 and ResNet-20 in training error (the 2 seeds disagree)" in mixed
+
+
+def test_line_comparison_is_the_seed_rule_named_by_image_pair():
+    smooth, rough = [0.9, 0.8, 0.85], [0.1, 0.2, 0.0]
+    assert conv.line_comparison(smooth, rough).direction == "ahead"
+    assert conv.line_comparison(rough, smooth).basis == "in each of the 3 image pairs"
+    assert conv.line_comparison([0.9, 0.1], [0.5, 0.5]).basis == "the 2 image pairs disagree"
+
+
+# --------------------------------------------------------------------------- chapter 4, carried forward
+
+
+def _carry(exponent: float, one: list[float], two: list[float], plain: list[float]) -> conv.ShatteringCarry:
+    return conv.ShatteringCarry(exponent, 50, np.array(one), np.array(two), np.array(plain))
+
+
+def test_carry_sentences_follow_made_up_numbers_either_way():
+    one, two, plain = [0.6, 0.7, 0.65], [0.2, 0.1, 0.15], [0.0, 0.05, -0.02]
+    said = conv.carry_sentences(_carry(-0.91, one, two, plain))
+    assert said["exponent"].startswith("falls with depth faster than") and "L^{-0.91}" in said["exponent"]
+    assert "keeps less of it" in said["block"] and "lower in each of the 3 seeds" in said["block"]
+    assert "still above the plain net with BatchNorm (0.01) in each of the 3 seeds" in said["block"]
+    assert conv.carry_sentences(_carry(-0.55, one, two, plain))["exponent"].startswith("falls with depth at the rate")
+    assert conv.carry_sentences(_carry(-0.2, one, two, plain))["exponent"].startswith("falls with depth more slowly")
+    flipped = conv.carry_sentences(_carry(-0.9, two, one, [0.1, 0.8, 0.0]))["block"]
+    assert "keeps *more* of it" in flipped and "not told apart from the plain net" in flipped
+
+
+def test_shattering_carry_measures_chapter_4s_fall_with_depth():
+    from resnet_lib.profiles import ShatteringExperiment
+
+    cfg = ShatteringExperiment(units=100, depths=(1, 2, 4, 8, 16, 32), seeds=tuple(range(16)))
+    carry = conv.shattering_carry(cfg)
+    assert carry.depth == 32 and carry.lag1_one_layer.shape == carry.lag1_two_layer.shape == (16,)
+    assert carry.exponent < 0, carry  # the ResNet's correlation falls with depth
+    assert carry.lag1_one_layer.mean() > carry.lag1_plain.mean(), carry  # shortcuts keep more than a plain net

@@ -1,5 +1,10 @@
-"""Chapter 5 on nets trained to convergence: the published ResNet-20/32/44/56 scored on the test photos at hand,
-their depth orderings by a paired test, and He et al.'s Fig. 7 (layer responses) on them, as plain data and words.
+"""Chapter 5's measurements as plain data and words: the budget runs' comparisons over seeds, chapter 4's
+correlations carried forward, and the nets trained to convergence.
+
+The budget runs' sentences go through the book's one verdict rule (:mod:`resnet_lib.measure.verdicts`).
+Chapter 4's correlations are re-measured here with chapter 4's own functions (a few seconds on a CPU).
+The converged nets: the published ResNet-20/32/44/56 scored on the test photos at hand, their depth orderings
+by a paired test, and He et al.'s Fig. 7 (layer responses) on them.
 
 The nets are :mod:`resnet_lib.models.published`'s, evaluated here, never trained. Every tolerance comes from
 the photo count: a Wilson interval per net (:func:`~resnet_lib.measure.significance.error_interval`) and
@@ -10,17 +15,23 @@ On the stand-in the nets see images unlike any they were trained on: only their 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from resnet_lib.chapters.shattered_gradients import shattering_sweep
 from resnet_lib.data import ImageDataset, auto_dataset
+from resnet_lib.measure.gradients import gradient_samples
 from resnet_lib.measure.responses import responses_and_logits
 from resnet_lib.measure.significance import PairedComparison, error_interval, mistakes, paired_comparison
+from resnet_lib.measure.statistics import lag1_autocorrelation, pair_correlation_noise_floor, power_law_exponent
+from resnet_lib.measure.verdicts import Verdict, compare_seeds, compare_to_reference
 from resnet_lib.models.published import PUBLISHED, load_available, published_photos
+from resnet_lib.models.scalar import NetSpec
 from resnet_lib.paper import TABLE6
-from resnet_lib.profiles import ConvergedExperiment
+from resnet_lib.profiles import ConvergedExperiment, ShatteringExperiment
 
 #: Family-wise miss rate of the check cells' intervals: a correctly loaded net, scored on a fair sample of
 #: CIFAR-10's test photos, fails "its interval holds the publisher's error" with at most this probability.
@@ -118,6 +129,144 @@ def converged_study(experiment: ConvergedExperiment, progress: bool = True) -> C
     ]
     return ConvergedStudy(data.name, data.label, n, len(data.classes), errors, missing, wrong, pairs,
                           response_groups, n_responses if real else 0)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the budget runs, over seeds
+
+
+def _points(values: Sequence[float]) -> str:
+    return ", ".join(f"{100 * v:.1f}%" for v in values)
+
+
+def seed_comparison(first: Sequence[float], second: Sequence[float], names: tuple[str, str], measure: str) -> str:
+    """``names[0]`` against ``names[1]`` in ``measure`` (errors as fractions, one per seed, the same seeds on
+    both sides), in the words of :func:`~resnet_lib.measure.verdicts.compare_seeds` paired by seed."""
+    verdict = compare_seeds(first, second)
+    a, b = names
+    gaps = 100 * (np.asarray(second, dtype=float) - np.asarray(first, dtype=float))
+    size = f"by {abs(gaps).min():.1f} to {abs(gaps).max():.1f} points" if len(gaps) > 1 else f"by {abs(gaps[0]):.1f}"
+    shown = f"({a} {_points(first)}; {b} {_points(second)}, seed by seed)"
+    return verdict.words(
+        f"{a} ends with a lower {measure} than {b} {verdict.basis}, {size} {shown}",
+        f"{a} ends with a higher {measure} than {b} {verdict.basis}, {size} {shown}",
+        f"this run does not order {a} and {b} in {measure} ({verdict.basis}) {shown}",
+    )
+
+
+def degradation_verdicts(
+    plain: tuple[Sequence[float], Sequence[float]], residual: tuple[Sequence[float], Sequence[float]]
+) -> tuple[Verdict, Verdict]:
+    """Training errors (shallow, deep) per seed of each family: whether the deeper ResNet trains to a lower error
+    than the shallower (chapter 3's degradation gone), and whether the shortcuts shrink the deep-minus-shallow gap."""
+    (p_shallow, p_deep), (r_shallow, r_deep) = plain, residual
+    gone = compare_seeds(r_deep, r_shallow)
+    gap_res = np.asarray(r_deep, dtype=float) - np.asarray(r_shallow, dtype=float)
+    gap_plain = np.asarray(p_deep, dtype=float) - np.asarray(p_shallow, dtype=float)
+    return gone, compare_seeds(gap_res, gap_plain)
+
+
+def degradation_sentence(
+    plain: tuple[Sequence[float], Sequence[float]], residual: tuple[Sequence[float], Sequence[float]],
+    depths: tuple[int, int],
+) -> str:  # fmt: skip
+    """Chapter 3's degradation (the deeper plain net trains worse) with shortcuts, in words both ways."""
+    gone, shrunk = degradation_verdicts(plain, residual)
+    shallow, deep = depths
+    gap_res = 100 * (np.asarray(residual[1], dtype=float) - np.asarray(residual[0], dtype=float))
+    gap_plain = 100 * (np.asarray(plain[1], dtype=float) - np.asarray(plain[0], dtype=float))
+    gaps = (f"ResNet-{deep} minus ResNet-{shallow}: {', '.join(f'{g:+.1f}' for g in gap_res)} points; "
+            f"plain-{deep} minus plain-{shallow}: {', '.join(f'{g:+.1f}' for g in gap_plain)}")  # fmt: skip
+    first = gone.words(
+        f"with shortcuts the deeper net trains *better*: ResNet-{deep} ends with a lower training error than "
+        f"ResNet-{shallow} {gone.basis}, so on this run the degradation is gone",
+        f"with shortcuts the deeper net still trains *worse*: ResNet-{deep} ends with a higher training error than "
+        f"ResNet-{shallow} {gone.basis}, so on this run the degradation is not gone",
+        f"this run does not order ResNet-{deep} and ResNet-{shallow} in training error ({gone.basis})",
+    )
+    second = shrunk.words(
+        f"the shortcuts shrink the cost of depth: the deep-minus-shallow gap in training error is smaller for the "
+        f"ResNets than for the plain nets {shrunk.basis}",
+        f"the deep-minus-shallow gap in training error is larger for the ResNets than for the plain nets "
+        f"{shrunk.basis}",
+        f"whether the shortcuts shrink the deep-minus-shallow gap in training error this run cannot say "
+        f"({shrunk.basis})",
+    )
+    return f"{first}; {second} ({gaps})"
+
+
+def line_comparison(first: Sequence[float], second: Sequence[float]) -> Verdict:
+    """Two nets' lag-1 autocorrelations along the same lines between image pairs, one value per pair: the rule of
+    :func:`~resnet_lib.measure.verdicts.compare_seeds` (higher is smoother), paired by image pair."""
+    verdict = compare_seeds(first, second, better="higher")
+    return replace(verdict, basis=verdict.basis.replace("one seed", "one image pair").replace("seeds", "image pairs"))
+
+
+# --------------------------------------------------------------------------- chapter 4, carried forward
+
+#: Chapter 4's check cell calls the ResNet's exponent steeper than the theory's -0.5 only below -0.65: over
+#: 8 groups of nets it measured -1.15..-0.87 with an sd of ~0.10, so 0.15 is 1.5 sd of one fit.
+EXPONENT_TOLERANCE = 0.15
+THEORY_EXPONENT = -0.5
+
+
+@dataclass(frozen=True)
+class ShatteringCarry:
+    """Chapter 4's numbers that chapter 5 leans on, re-measured with chapter 4's functions and profile."""
+
+    exponent: float  # correlation ~ L**exponent for one-layer ResNet modules with BatchNorm
+    depth: int  # the deepest depth of chapter 4's sweep
+    lag1_one_layer: np.ndarray  # per seed, ResNet + BN of `depth` one-layer modules
+    lag1_two_layer: np.ndarray  # per seed, the same depth in He et al.'s two-layer blocks
+    lag1_plain: np.ndarray  # per seed, the plain net with BatchNorm at the same depth
+
+
+def shattering_carry(cfg: ShatteringExperiment) -> ShatteringCarry:
+    """Measure, as chapter 4 does, the ResNet's correlation exponent and lag-1 at its deepest depth by block."""
+    floor = pair_correlation_noise_floor(len(cfg.seeds), cfg.n_inputs)
+    resnet = NetSpec(1, residual=True, batch_norm=True)
+    sweep = shattering_sweep([resnet], cfg.depths, cfg.seeds, cfg.units, cfg.n_inputs, progress=False)
+    deepest = max(cfg.depths)
+
+    def lag1(spec: NetSpec) -> np.ndarray:
+        return lag1_autocorrelation(gradient_samples(spec, cfg.seeds, cfg.units, cfg.n_inputs))
+
+    return ShatteringCarry(
+        power_law_exponent(cfg.depths, sweep.pair[resnet.kind], floor),
+        deepest,
+        sweep.lag1[resnet.kind][list(cfg.depths).index(deepest)],
+        lag1(NetSpec(deepest, residual=True, batch_norm=True, block_layers=2)),
+        lag1(NetSpec(deepest, batch_norm=True)),
+    )
+
+
+def carry_sentences(carry: ShatteringCarry) -> dict[str, str]:
+    """What chapter 4 measured, in words through the verdict rule: ``"exponent"`` (against the theory's
+    L^-0.5) and ``"block"`` (two-layer blocks against one-layer modules, and against the plain net)."""
+    rate = compare_to_reference(carry.exponent, THEORY_EXPONENT, EXPONENT_TOLERANCE, better="higher")
+    law = f"like $L^{{{carry.exponent:.2f}}}$ against the theory's $L^{{-0.5}}$"
+    exponent = rate.words(
+        f"falls with depth more slowly than Balduzzi et al.'s theory, {law}",
+        f"falls with depth faster than Balduzzi et al.'s theory, {law}",
+        f"falls with depth at the rate of Balduzzi et al.'s theory, {law} (within {EXPONENT_TOLERANCE})",
+    )
+    two, one, plain = (float(v.mean()) for v in (carry.lag1_two_layer, carry.lag1_one_layer, carry.lag1_plain))
+    block = compare_seeds(carry.lag1_two_layer, carry.lag1_one_layer, better="higher")
+    floor = compare_seeds(carry.lag1_two_layer, carry.lag1_plain, better="higher")
+    n = f"{carry.depth} layers"
+    said = block.words(
+        f"He et al.'s two-layer block keeps *more* of it than one-layer modules: at {n}, lag-1 {two:.2f} against "
+        f"{one:.2f}, higher {block.basis}",
+        f"He et al.'s two-layer block keeps less of it than one-layer modules: at {n}, lag-1 {two:.2f} against "
+        f"{one:.2f}, lower {block.basis}",
+        f"at {n}, He et al.'s two-layer block and one-layer modules are not told apart (lag-1 {two:.2f} against "
+        f"{one:.2f}; {block.basis})",
+    )
+    above = floor.words(
+        f"still above the plain net with BatchNorm ({plain:.2f}) {floor.basis}",
+        f"below even the plain net with BatchNorm ({plain:.2f}) {floor.basis}",
+        f"not told apart from the plain net with BatchNorm ({plain:.2f}; {floor.basis})",
+    )
+    return {"exponent": exponent, "block": f"{said}, and {above}"}
 
 
 # --------------------------------------------------------------------------- words
@@ -250,11 +399,18 @@ def stages_sentence(verdicts: dict[str, dict[tuple[int, int], str]]) -> str:
 
 __all__ = [
     "CHECK_MISS_RATE",
+    "EXPONENT_TOLERANCE",
+    "THEORY_EXPONENT",
     "ConvergedError",
     "ConvergedStudy",
+    "ShatteringCarry",
+    "carry_sentences",
     "converged_study",
+    "degradation_sentence",
+    "degradation_verdicts",
     "fig7_sentence",
     "interval_sentence",
+    "line_comparison",
     "load_photos",
     "mean_responses",
     "ordering_sentence",
@@ -262,6 +418,8 @@ __all__ = [
     "pairs_sentence",
     "response_verdict",
     "response_verdicts",
+    "seed_comparison",
+    "shattering_carry",
     "stage_slices",
     "stages_sentence",
 ]
