@@ -200,3 +200,81 @@ def test_path_gradients_rejects_plain_nets_and_bad_paths(resnet8, images):
         lesions.path_gradients(cifar_net("plain", 8, width=4), x, y, torch.zeros(6, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"shape \(N images, 3 blocks\)"):
         lesions.path_gradients(resnet8, x, y, torch.zeros(6, 2, dtype=torch.bool))
+
+
+# The budget nets' readings (chapter 6, several seeds): each sentence can say either way.
+
+
+def _study(intact: float, single: list[float], curve: dict[int, float], family: str = "residual"):
+    deletions = {k: np.array([e - 0.01, e + 0.01]) for k, e in curve.items()}  # two draws around the mean
+    return lesions.LesionStudy(family, intact, np.array(single), deletions, {}, (2, 4))
+
+
+def _budget(residual, plain_single=0.85):
+    from resnet_lib.chapters import ensembles_of_paths as ch
+
+    plain = [lesions.LesionStudy("plain", 0.5, np.full(6, plain_single), {}, {}, (2, 4)) for _ in residual]
+    return ch.budget_reading(residual, plain, list(range(len(residual))), 0.9, "ResNet-14", "plain-14")
+
+
+# Per seed: intact 0.50; single deletions of 6 blocks (2 and 4 downsample); mean error at k = 1, 2, 3.
+_CHEAP_DOWN = [0.51, 0.50, 0.60, 0.51, 0.58, 0.50]  # inner cost ~0.5 points, downsampling +8-10 points
+_COSTLY_FIRST = [0.80, 0.70, 0.52, 0.75, 0.51, 0.72]  # inner deletions 20-30 points, downsampling cheap
+_RISING = {1: 0.55, 2: 0.62, 3: 0.70}
+_BUMPY = {1: 0.60, 2: 0.56, 3: 0.70}
+
+
+def test_budget_reading_says_cheap_and_downsampling_or_the_opposite():
+    good = _budget([_study(0.5, _CHEAP_DOWN, _RISING), _study(0.5, [e + 0.005 for e in _CHEAP_DOWN], _RISING)])
+    assert good.cheap_in_every_seed and good.downsampling_stands_out
+    assert "barely changes" in good.cheap_sentence() and "as in the paper" in good.cheap_sentence()
+    assert "block 3 (a downsampling block" in good.costliest_sentence()
+    assert "cost more than the median deletion in each seed" in good.costliest_sentence()
+    assert good.lead_sentence("Veit et al.").startswith("Both readings")
+    assert good.plain_verdict().direction == "ahead" and "is the opposite" in good.plain_sentence()
+
+    bad = _budget([_study(0.5, _COSTLY_FIRST, _RISING), _study(0.5, _COSTLY_FIRST, _RISING)], plain_single=0.52)
+    assert not bad.cheap_in_every_seed and not bad.downsampling_stands_out
+    assert "not cheap in every seed" in bad.cheap_sentence() and "unlike the paper" in bad.cheap_sentence()
+    assert "block 1 (not a downsampling block" in bad.costliest_sentence()
+    assert "cost less than the median deletion" in bad.costliest_sentence()
+    assert bad.lead_sentence("Veit et al.").startswith("Neither reading")
+    assert "is not the opposite" in bad.plain_sentence()
+
+    cheap_first = [0.60, 0.50, 0.52, 0.51, 0.51, 0.50]  # cheap median, but block 1 costs 10 points
+    one = _budget([_study(0.5, cheap_first, _RISING), _study(0.5, cheap_first, _RISING)])
+    assert one.cheap_in_every_seed and one.downsampling_verdict().direction == "behind"
+    assert not one.downsampling_stands_out and "block 1 (not a downsampling block" in one.costliest_sentence()
+    assert one.lead_sentence("Veit et al.").startswith("One of the two readings")
+    mixed = _budget([_study(0.5, _CHEAP_DOWN, _RISING), _study(0.5, _COSTLY_FIRST, _RISING)])
+    assert "in 1 of the 2 seeds" in mixed.cheap_sentence()
+    assert mixed.downsampling_verdict().direction == "unresolved" and "seeds disagree" in mixed.costliest_sentence()
+
+
+def test_budget_k_reading_says_step_by_step_only_when_every_step_rises_in_every_seed():
+    rising = _budget(
+        [_study(0.5, _CHEAP_DOWN, _RISING), _study(0.5, _CHEAP_DOWN, {k: e + 0.01 for k, e in _RISING.items()})]
+    )
+    assert rising.monotone_seeds == 2 and "raises the error step by step, in every seed" in rising.k_sentence()
+    bumpy = _budget([_study(0.5, _CHEAP_DOWN, _BUMPY), _study(0.5, _CHEAP_DOWN, _BUMPY)])
+    assert bumpy.monotone_seeds == 0 and [v.direction for v in bumpy.step_verdicts()] == ["behind", "ahead", "behind"]
+    assert "overall" in bumpy.k_sentence() and "but not step by step" in bumpy.k_sentence()
+    assert "1 fall in every seed" in bumpy.k_sentence()
+    one_bump = _budget([_study(0.5, _CHEAP_DOWN, _RISING), _study(0.5, _CHEAP_DOWN, _BUMPY)])
+    assert one_bump.monotone_seeds == 1 and "not step by step" in one_bump.k_sentence()
+    assert "1 differ between seeds" in one_bump.k_sentence()
+    flat = _budget(
+        [_study(0.5, _CHEAP_DOWN, {1: 0.51, 2: 0.49, 3: 0.52}), _study(0.5, _CHEAP_DOWN, {1: 0.49, 2: 0.5, 3: 0.48})]
+    )
+    assert "does not raise the error in every seed" in flat.k_sentence()
+
+
+def test_budget_reading_rejects_unmatched_studies():
+    from resnet_lib.chapters import ensembles_of_paths as ch
+
+    res = [_study(0.5, _CHEAP_DOWN, _RISING)]
+    with pytest.raises(ValueError, match="one residual and one plain study per seed") as err:
+        ch.budget_reading(res, [], [0], 0.9, "ResNet-14", "plain-14")
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="same numbers of blocks"):
+        ch.budget_reading([*res, _study(0.5, _CHEAP_DOWN, {1: 0.5})], res * 2, [0, 1], 0.9, "ResNet-14", "plain-14")

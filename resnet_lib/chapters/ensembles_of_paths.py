@@ -23,12 +23,22 @@ from tqdm.auto import tqdm
 
 from resnet_lib.measure.lesions import (
     BlockSequenceEvaluator,
+    LesionStudy,
     delete_blocks,
     is_downsampling,
     swap_adjacent,
     swappable_pairs,
 )
-from resnet_lib.measure.significance import CONFIDENCE, error_interval, paired_comparison
+from resnet_lib.measure.significance import CONFIDENCE, error_interval
+from resnet_lib.measure.verdicts import (
+    AHEAD,
+    BEHIND,
+    UNRESOLVED,
+    Verdict,
+    compare_photos,
+    compare_seeds,
+    compare_to_reference,
+)
 
 #: z of the two-sided tolerances at CONFIDENCE (95%).
 _Z = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2)
@@ -195,13 +205,18 @@ class SingleBlockReading:
         return float(np.median(self.inner_costs)) / (CHANCE - self.intact_error)
 
     @property
-    def barely_changes(self) -> bool:
-        """The median inner deletion goes less than :data:`CHEAP_SHARE` of the way to chance.
+    def cost_verdict(self) -> Verdict:
+        """The median inner deletion's share of the way to chance against no cost, within :data:`CHEAP_SHARE`.
 
         An effect size, not a count of unresolved tests: how many deletions McNemar resolves grows
         with the photo count (the sentence reports it), the share of the way to chance does not.
         """
-        return self.median_share < CHEAP_SHARE
+        return compare_to_reference(self.median_share, 0.0, CHEAP_SHARE, better="lower")
+
+    @property
+    def barely_changes(self) -> bool:
+        """The median inner deletion lies within :data:`CHEAP_SHARE` of the way to chance of no cost."""
+        return self.cost_verdict.direction == UNRESOLVED
 
     @property
     def downsampling_costlier(self) -> bool:
@@ -212,7 +227,7 @@ class SingleBlockReading:
         m = len(self.inner_costs)
         first = (
             f"deleting one of {self.label}'s {m} blocks that keep the shape "
-            f"{'barely changes' if self.barely_changes else 'changes'} its error: "
+            f"{self.cost_verdict.words('lowers', 'changes', 'barely changes')} its error: "
             f"the median deletion costs {_points(float(np.median(self.inner_costs)))} "
             f"({100 * self.median_share:.1f}% of the way to chance), the costliest "
             f"{_points(float(self.inner_costs.max()))}, and {self.inner_unchanged} of {m} such deletions cannot be "
@@ -231,12 +246,10 @@ def single_block_reading(lesions: ConvergedLesions) -> SingleBlockReading:
     inner = lesions.inner
     if not inner:
         raise ValueError("the net has no block that keeps the shape; nothing to compare")
-    worse = np.array(
-        [paired_comparison(lesions.single[i], lesions.intact).verdict == "more" for i in inner], dtype=bool
-    )
+    worse = np.array([compare_photos(lesions.single[i], lesions.intact).direction == BEHIND for i in inner], dtype=bool)
     beaten = np.array(
         [
-            sum(paired_comparison(lesions.single[d], lesions.single[i]).verdict == "more" for i in inner)
+            sum(compare_photos(lesions.single[d], lesions.single[i]).direction == BEHIND for i in inner)
             for d in lesions.downsampling
         ],
         dtype=int,
@@ -275,8 +288,9 @@ class DeletionReading:
 
     @property
     def step_verdicts(self) -> list[str]:
+        """Per step in k: the error at the larger k against the smaller, within the step's tolerance."""
         return [
-            "rises" if s > t else "falls" if s < -t else "unresolved"
+            compare_to_reference(s, 0.0, t, better="lower").words("falls", "rises", "unresolved")
             for s, t in zip(self.steps, self.step_tolerance, strict=True)
         ]
 
@@ -287,7 +301,7 @@ class DeletionReading:
     @property
     def rises_overall(self) -> bool:
         """The error with the most blocks deleted lies above the intact error beyond both tolerances."""
-        return self.total_rise > self.overall_tolerance
+        return compare_to_reference(self.total_rise, 0.0, self.overall_tolerance, better="lower").direction == BEHIND
 
     @property
     def grows_smoothly(self) -> bool:
@@ -365,12 +379,16 @@ class SwapReading:
         return float(self.costs.mean()) / (CHANCE - self.intact_error)
 
     @property
+    def cost_verdict(self) -> Verdict:
+        """The mean swap's share of the way to chance against no cost, within :data:`CHEAP_SHARE` (as for deletions)."""
+        return compare_to_reference(self.mean_share, 0.0, CHEAP_SHARE, better="lower")
+
+    @property
     def costs_little(self) -> bool:
-        """The mean swap goes less than :data:`CHEAP_SHARE` of the way to chance (an effect size, as for deletions)."""
-        return self.mean_share < CHEAP_SHARE
+        return self.cost_verdict.direction == UNRESOLVED
 
     def sentence(self) -> str:
-        m, verdict = len(self.pairs), "costs little" if self.costs_little else "is not cheap"
+        m, verdict = len(self.pairs), self.cost_verdict.words("lowers the error", "is not cheap", "costs little")
         return (
             f"swapping two neighbouring blocks of {self.label} {verdict}: the mean swap costs "
             f"{_points(float(self.costs.mean()))} ({100 * self.mean_share:.1f}% of the way to chance), the costliest "
@@ -384,7 +402,7 @@ def swap_reading(lesions: ConvergedLesions) -> SwapReading:
     if not lesions.swaps:
         raise ValueError(f"{lesions.label} has no swapped pair to judge")
     pairs = tuple(sorted(lesions.swaps))
-    worse = np.array([paired_comparison(lesions.swaps[i], lesions.intact).verdict == "more" for i in pairs])
+    worse = np.array([compare_photos(lesions.swaps[i], lesions.intact).direction == BEHIND for i in pairs])
     costs = np.array([lesions.swaps[i].mean() - lesions.intact_error for i in pairs])
     return SwapReading(lesions.label, lesions.n, pairs, lesions.intact_error, costs, worse.astype(bool))
 
@@ -408,13 +426,18 @@ class StandinReading:
         return (self.chance + self.stated_error) / 2
 
     @property
+    def verdict(self) -> Verdict:
+        """The lower end of the 95% interval against the midpoint between the CIFAR-10 error and chance."""
+        return compare_to_reference(self.interval[0], self.midpoint, 0.0, better="higher")
+
+    @property
     def near_chance(self) -> bool:
         """The whole 95% interval lies above the midpoint between the CIFAR-10 error and chance."""
-        return self.interval[0] > self.midpoint
+        return self.verdict.direction == AHEAD
 
     def sentence(self) -> str:
         low, high = self.interval
-        where = "near chance" if self.near_chance else "not near chance"
+        where = self.verdict.words("near chance", "not near chance", "not near chance")
         return (
             f"{self.label} errs on {100 * self.errors / self.n:.1f}% of {self.n:,} images "
             f"(95% interval {100 * low:.1f}-{100 * high:.1f}%), {where} ({100 * self.chance:.0f}%), against "
@@ -430,6 +453,11 @@ def standin_reading(wrong: np.ndarray, label: str, chance: float, stated_error: 
     if not 0 <= stated_error < chance < 1:
         raise ValueError(f"need 0 <= stated_error < chance < 1, got {stated_error} and {chance}")
     return StandinReading(label, int(wrong.sum()), int(wrong.size), chance, stated_error)
+
+
+def readings(lesions: ConvergedLesions) -> dict[str, SingleBlockReading | DeletionReading | SwapReading]:
+    """Veit et al.'s three readings of one net, built once: ``{"single", "k", "swap"}``."""
+    return {"single": single_block_reading(lesions), "k": deletion_reading(lesions), "swap": swap_reading(lesions)}
 
 
 def takeaway(single: SingleBlockReading, deletion: DeletionReading, swap: SwapReading) -> str:
@@ -450,15 +478,201 @@ def takeaway(single: SingleBlockReading, deletion: DeletionReading, swap: SwapRe
     return text + f"as in the paper: {'; '.join(held)}; unlike it, not {'; not '.join(failed)}"
 
 
+@dataclass(frozen=True)
+class BudgetReading:
+    """Veit et al.'s lesions on the chapter's budget nets, one row per seed, judged by the book's verdict rule.
+
+    ``intact[s]``: the intact error of seed ``s``; ``single[s, i]``: its error with block ``i`` deleted;
+    ``ks``: the numbers of random blocks deleted, ``curve[s, j]``: the mean error over draws with
+    ``ks[j]`` blocks deleted; ``plain_way[s]``: the plain net's mean single deletion as a share of its way
+    to chance (paired with the ResNet by seed). Fractions throughout.
+    """
+
+    label: str
+    plain_label: str
+    seeds: tuple[int, ...]
+    chance: float
+    intact: np.ndarray
+    single: np.ndarray
+    downsampling: tuple[int, ...]
+    ks: np.ndarray
+    curve: np.ndarray
+    plain_way: np.ndarray
+
+    @property
+    def costs(self) -> np.ndarray:
+        """``(seeds, blocks)``: each deletion's error minus the intact error of its seed."""
+        return self.single - self.intact[:, None]
+
+    @property
+    def inner(self) -> list[int]:
+        return [i for i in range(self.single.shape[1]) if i not in self.downsampling]
+
+    @property
+    def median_share(self) -> np.ndarray:
+        """Per seed: the median single deletion's cost as a share of the way from the intact error to chance."""
+        return np.median(self.costs, axis=1) / (self.chance - self.intact)
+
+    def cheap_verdicts(self) -> list[Verdict]:
+        """Per seed: the median deletion's share of the way to chance against no cost, within :data:`CHEAP_SHARE`."""
+        return [compare_to_reference(m, 0.0, CHEAP_SHARE, better="lower") for m in self.median_share]
+
+    @property
+    def cheap_in_every_seed(self) -> bool:
+        return all(v.direction == UNRESOLVED for v in self.cheap_verdicts())
+
+    def cheap_sentence(self) -> str:
+        costly = sum(v.direction == BEHIND for v in self.cheap_verdicts())
+        n, worst = len(self.seeds), 100 * float(self.median_share.max())
+        where = f"within {100 * CHEAP_SHARE:.0f}% of the way to chance of no cost"
+        if self.cheap_in_every_seed:
+            return (
+                f"deleting one block barely changes {self.label}: in each of the {n} seeds the median deletion "
+                f"lies {where} (worst seed {worst:.1f}%), as in the paper"
+            )
+        return (
+            f"deleting one block is not cheap in every seed of {self.label}: in {costly} of the {n} seeds the "
+            f"median deletion goes more than {100 * CHEAP_SHARE:.0f}% of the way to chance (worst seed "
+            f"{worst:.1f}%), unlike the paper"
+        )
+
+    def plain_verdict(self) -> Verdict:
+        """ResNet's median single deletion against the plain net's mean one, in shares of the way to chance, by seed."""
+        return compare_seeds(self.median_share, self.plain_way, better="lower")
+
+    def plain_sentence(self) -> str:
+        return self.plain_verdict().words(
+            f"{self.plain_label} is the opposite (paired by seed, {self.plain_verdict().basis} one deletion takes it "
+            f"further towards chance than {self.label}'s median one)",
+            f"{self.plain_label} is not the opposite: in each seed its deletions go less of the way to chance than "
+            f"{self.label}'s median one",
+            f"{self.plain_label} and {self.label} cannot be told apart by seed ({self.plain_verdict().basis})",
+        )
+
+    @property
+    def costliest(self) -> np.ndarray:
+        """Per seed: the index of the block whose deletion costs most."""
+        return np.argmax(self.costs, axis=1)
+
+    @property
+    def costliest_on_average(self) -> int:
+        return int(np.argmax(self.costs.mean(0)))
+
+    def downsampling_verdict(self) -> Verdict:
+        """Per seed, the mean downsampling deletion against the median of the others (paired by seed)."""
+        if not self.downsampling or not self.inner:
+            raise ValueError(f"{self.label} needs downsampling blocks and blocks that keep the shape to compare them")
+        down = self.costs[:, list(self.downsampling)].mean(1)
+        return compare_seeds(down, np.median(self.costs[:, self.inner], axis=1), better="lower")
+
+    @property
+    def downsampling_stands_out(self) -> bool:
+        """As in the paper: downsampling deletions cost more than the rest in every seed, and the costliest is one."""
+        return self.downsampling_verdict().direction == BEHIND and self.costliest_on_average in self.downsampling
+
+    def costliest_sentence(self) -> str:
+        worst = self.costliest_on_average
+        kind = "a downsampling block" if worst in self.downsampling else "not a downsampling block"
+        per_seed = int((self.costliest == worst).sum())
+        verdict = self.downsampling_verdict()
+        down = ", ".join(str(d + 1) for d in self.downsampling)
+        compared = verdict.words(
+            f"the downsampling blocks ({down}) cost less than the median deletion in each seed",
+            f"the downsampling blocks ({down}) cost more than the median deletion in each seed",
+            f"the downsampling blocks ({down}) do not cost more than the median deletion in every seed "
+            f"({verdict.basis})",
+        )
+        return (
+            f"the costliest deletion on average is block {worst + 1} ({kind}, "
+            f"+{100 * float(self.costs.mean(0)[worst]):.1f} points; the costliest in {per_seed} of {len(self.seeds)} "
+            f"seeds), and {compared}"
+        )
+
+    def lead_sentence(self, paper: str) -> str:
+        """How many of the two single-deletion readings (cheap; downsampling blocks stand out) reproduce."""
+        failed = [not self.cheap_in_every_seed, not self.downsampling_stands_out].count(True)
+        return (
+            f"Both readings of a single deletion reproduce as {paper} saw them",
+            f"One of the two readings of a single deletion does not reproduce as {paper} saw it",
+            f"Neither reading of a single deletion reproduces as {paper} saw it",
+        )[failed]
+
+    def step_verdicts(self) -> list[Verdict]:
+        """Per step in k (intact to the first k, then each k to the next): the larger k against the smaller, by seed."""
+        points = np.column_stack([self.intact, self.curve])
+        return [compare_seeds(points[:, j + 1], points[:, j], better="lower") for j in range(points.shape[1] - 1)]
+
+    @property
+    def monotone_seeds(self) -> int:
+        """Seeds whose mean error rises at every step in k."""
+        points = np.column_stack([self.intact, self.curve])
+        return int((np.diff(points, axis=1) > 0).all(axis=1).sum())
+
+    def k_sentence(self) -> str:
+        steps = self.step_verdicts()
+        rises = sum(v.direction == BEHIND for v in steps)
+        falls = sum(v.direction == AHEAD for v in steps)
+        n, last = len(self.seeds), int(self.ks[-1])
+        overall = compare_seeds(self.curve[:, -1], self.intact, better="lower")
+        counts = (
+            f"of the {len(steps)} steps from the intact net to k = {last}, {rises} rise in every seed, {falls} fall in "
+            f"every seed and {len(steps) - rises - falls} differ between seeds; {self.monotone_seeds} of the {n} "
+            f"seeds' curves rise at every step"
+        )
+        if rises == len(steps):
+            head = "deleting more blocks raises the error step by step, in every seed"
+        else:
+            head = overall.words(
+                f"with {last} blocks deleted the error lies below the intact one in every seed",
+                f"deleting more blocks raises the error overall (from k = 0 to {last} in every seed), "
+                "but not step by step",
+                f"deleting more blocks does not raise the error in every seed ({overall.basis})",
+            )
+        return f"{head}: {counts}"
+
+
+def budget_reading(
+    residual: Sequence[LesionStudy],
+    plain: Sequence[LesionStudy],
+    seeds: Sequence[int],
+    chance: float,
+    label: str,
+    plain_label: str,
+) -> BudgetReading:
+    """One :class:`LesionStudy` per seed of each family (same seeds, same order) as a :class:`BudgetReading`."""
+    if not residual or len(residual) != len(plain) or len(residual) != len(seeds):
+        raise ValueError(
+            f"need one residual and one plain study per seed, got {len(residual)}, {len(plain)}, {len(seeds)}"
+        )
+    ks = sorted(residual[0].deletions)
+    if not ks or any(sorted(s.deletions) != ks for s in residual):
+        raise ValueError("every residual study needs random deletions at the same numbers of blocks k")
+    return BudgetReading(
+        label=label,
+        plain_label=plain_label,
+        seeds=tuple(int(s) for s in seeds),
+        chance=chance,
+        intact=np.array([s.intact_error for s in residual]),
+        single=np.array([s.single for s in residual]),
+        downsampling=residual[0].downsampling,
+        ks=np.array(ks),
+        curve=np.array([[s.deletions[k].mean() for k in ks] for s in residual]),
+        plain_way=np.array([(s.single.mean() - s.intact_error) / (chance - s.intact_error) for s in plain]),
+    )
+
+
 __all__ = [
+    "BudgetReading",
     "ConvergedLesions",
     "DeletionReading",
     "SingleBlockReading",
     "StandinReading",
     "SwapReading",
+    "budget_reading",
     "converged_lesions",
     "deletion_reading",
     "lesion_nets",
+    "readings",
     "single_block_reading",
     "standin_reading",
     "swap_reading",
