@@ -241,5 +241,5 @@ def test_shattering_carry_measures_chapter_4s_fall_with_depth():
     cfg = ShatteringExperiment(units=100, depths=(1, 2, 4, 8, 16, 32), seeds=tuple(range(16)))
     carry = conv.shattering_carry(cfg)
     assert carry.depth == 32 and carry.lag1_one_layer.shape == carry.lag1_two_layer.shape == (16,)
-    assert carry.exponent < 0, carry  # the ResNet's correlation falls with depth
+    assert carry.exponent < -0.3, carry  # the ResNet's correlation falls with depth (-0.97 measured here)
     assert carry.lag1_one_layer.mean() > carry.lag1_plain.mean(), carry  # shortcuts keep more than a plain net
