@@ -177,9 +177,9 @@ def degradation_sentence(
     gaps = (f"ResNet-{deep} minus ResNet-{shallow}: {', '.join(f'{g:+.1f}' for g in gap_res)} points; "
             f"plain-{deep} minus plain-{shallow}: {', '.join(f'{g:+.1f}' for g in gap_plain)}")  # fmt: skip
     first = gone.words(
-        f"with shortcuts the deeper net trains *better*: ResNet-{deep} ends with a lower training error than "
+        f"with shortcuts the deeper net trains better: ResNet-{deep} ends with a lower training error than "
         f"ResNet-{shallow} {gone.basis}, so on this run the degradation is gone",
-        f"with shortcuts the deeper net still trains *worse*: ResNet-{deep} ends with a higher training error than "
+        f"with shortcuts the deeper net still trains worse: ResNet-{deep} ends with a higher training error than "
         f"ResNet-{shallow} {gone.basis}, so on this run the degradation is not gone",
         f"this run does not order ResNet-{deep} and ResNet-{shallow} in training error ({gone.basis})",
     )
@@ -243,7 +243,7 @@ def carry_sentences(carry: ShatteringCarry) -> dict[str, str]:
     """What chapter 4 measured, in words through the verdict rule: ``"exponent"`` (against the theory's
     L^-0.5) and ``"block"`` (two-layer blocks against one-layer modules, and against the plain net)."""
     rate = compare_to_reference(carry.exponent, THEORY_EXPONENT, EXPONENT_TOLERANCE, better="higher")
-    law = f"like $L^{{{carry.exponent:.2f}}}$ against the theory's $L^{{-0.5}}$"
+    law = f"like L to the power {carry.exponent:.2f}, against the theory's {THEORY_EXPONENT} (1/√L)"
     exponent = rate.words(
         f"falls with depth more slowly than Balduzzi et al.'s theory, {law}",
         f"falls with depth faster than Balduzzi et al.'s theory, {law}",
@@ -254,7 +254,7 @@ def carry_sentences(carry: ShatteringCarry) -> dict[str, str]:
     floor = compare_seeds(carry.lag1_two_layer, carry.lag1_plain, better="higher")
     n = f"{carry.depth} layers"
     said = block.words(
-        f"He et al.'s two-layer block keeps *more* of it than one-layer modules: at {n}, lag-1 {two:.2f} against "
+        f"He et al.'s two-layer block keeps more of it than one-layer modules: at {n}, lag-1 {two:.2f} against "
         f"{one:.2f}, higher {block.basis}",
         f"He et al.'s two-layer block keeps less of it than one-layer modules: at {n}, lag-1 {two:.2f} against "
         f"{one:.2f}, lower {block.basis}",
