@@ -226,11 +226,13 @@ def _carry(exponent: float, one: list[float], two: list[float], plain: list[floa
 def test_carry_sentences_follow_made_up_numbers_either_way():
     one, two, plain = [0.6, 0.7, 0.65], [0.2, 0.1, 0.15], [0.0, 0.05, -0.02]
     said = conv.carry_sentences(_carry(-0.91, one, two, plain))
-    assert said["exponent"].startswith("falls with depth faster than") and "L to the power -0.91" in said["exponent"]
+    assert said["exponent"].startswith("falls with depth, faster than") and "L to the power -0.91" in said["exponent"]
     assert "keeps less of it" in said["block"] and "lower in each of the 3 seeds" in said["block"]
     assert "still above the plain net with BatchNorm (0.01) in each of the 3 seeds" in said["block"]
     assert conv.carry_sentences(_carry(-0.55, one, two, plain))["exponent"].startswith("falls with depth at the rate")
-    assert conv.carry_sentences(_carry(-0.2, one, two, plain))["exponent"].startswith("falls with depth more slowly")
+    assert conv.carry_sentences(_carry(-0.3, one, two, plain))["exponent"].startswith("falls with depth, more slowly")
+    assert conv.carry_sentences(_carry(-0.1, one, two, plain))["exponent"].startswith("does not change with depth")
+    assert conv.carry_sentences(_carry(0.4, one, two, plain))["exponent"].startswith("grows with depth")
     flipped = conv.carry_sentences(_carry(-0.9, two, one, [0.1, 0.8, 0.0]))["block"]
     assert "keeps more of it" in flipped and "not told apart from the plain net" in flipped
 

@@ -240,14 +240,21 @@ def shattering_carry(cfg: ShatteringExperiment) -> ShatteringCarry:
 
 
 def carry_sentences(carry: ShatteringCarry) -> dict[str, str]:
-    """What chapter 4 measured, in words through the verdict rule: ``"exponent"`` (against the theory's
-    L^-0.5) and ``"block"`` (two-layer blocks against one-layer modules, and against the plain net)."""
+    """What chapter 4 measured, in words through the verdict rule: ``"exponent"`` (whether the correlation falls
+    with depth, and against the theory's L^-0.5) and ``"block"`` (two-layer blocks against one-layer modules,
+    and against the plain net)."""
     rate = compare_to_reference(carry.exponent, THEORY_EXPONENT, EXPONENT_TOLERANCE, better="higher")
+    falls = compare_to_reference(carry.exponent, 0.0, EXPONENT_TOLERANCE, better="higher")
     law = f"like L to the power {carry.exponent:.2f}, against the theory's {THEORY_EXPONENT} (1/√L)"
-    exponent = rate.words(
-        f"falls with depth more slowly than Balduzzi et al.'s theory, {law}",
-        f"falls with depth faster than Balduzzi et al.'s theory, {law}",
-        f"falls with depth at the rate of Balduzzi et al.'s theory, {law} (within {EXPONENT_TOLERANCE})",
+    exponent = falls.words(
+        f"grows with depth, against Balduzzi et al.'s theory: {law}",
+        rate.words(
+            f"falls with depth, more slowly than Balduzzi et al.'s theory: {law}",
+            f"falls with depth, faster than Balduzzi et al.'s theory: {law}",
+            f"falls with depth at the rate of Balduzzi et al.'s theory: {law} (within {EXPONENT_TOLERANCE})",
+        ),
+        f"does not change with depth by more than {EXPONENT_TOLERANCE} in its exponent, against Balduzzi et al.'s "
+        f"theory: {law}",
     )
     two, one, plain = (float(v.mean()) for v in (carry.lag1_two_layer, carry.lag1_one_layer, carry.lag1_plain))
     block = compare_seeds(carry.lag1_two_layer, carry.lag1_one_layer, better="higher")
