@@ -6,6 +6,17 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from resnet_lib.measure.curvature import (
+    DESCENT_TOLERANCE,
+    NONCONVEX_RATIO,
+    CurvatureMap,
+    compare_at_matched_loss,
+    curvature_map,
+    curvature_ratio,
+    gradient_threshold,
+    minimizer_words,
+    share_tolerance,
+)
 from resnet_lib.measure.landscape import (
     Surface2D,
     displaced,
@@ -171,6 +182,81 @@ def test_hessian_extremes_match_the_exact_eigenvalues_of_a_small_net():
     # Fewer iterations: Ritz values lie inside the spectrum (a lower bound on both magnitudes).
     few = hessian_extremes(model, x, y, iterations=6, progress=False)
     assert eigenvalues[0] - 1e-6 <= few.lambda_min and few.lambda_max <= eigenvalues[-1] + 1e-6
+
+
+def test_curvature_map_matches_the_exact_eigenvalues_at_every_grid_point():
+    """Li et al.'s map against an exact enumeration: the full Hessian at each point of the plane, eigvalsh."""
+    model, x, y = _tiny_problem()
+    directions = (random_direction(model, seed=1), random_direction(model, seed=2))
+    steps = np.array([-1.0, 0.0, 1.0])
+    n = sum(p.numel() for p in model.parameters())
+    mapped = curvature_map(model, directions, x, y, steps, iterations=n, progress=False)
+    exact = np.zeros((3, 3, 2))
+    for j, b in enumerate(steps):
+        for i, a in enumerate(steps):
+            with displaced(model, directions, [a, b]):
+                eigenvalues = torch.linalg.eigvalsh(_exact_hessian(model, x, y)).numpy()
+                assert mapped.loss[j, i] == pytest.approx(loss_and_error(model, x, y)[0], rel=1e-5)
+            exact[j, i] = eigenvalues[-1], eigenvalues[0]
+    np.testing.assert_allclose(mapped.lambda_max, exact[..., 0], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(mapped.lambda_min, exact[..., 1], rtol=1e-4, atol=1e-6)
+    want = curvature_ratio(exact[..., 0], exact[..., 1])
+    np.testing.assert_allclose(mapped.ratio, want, rtol=1e-3, atol=1e-6)
+    np.testing.assert_array_equal(mapped.nonconvex(), want > NONCONVEX_RATIO)
+    ordered = np.sort(want.ravel())  # a threshold between two points' ratios, so both kinds of point occur
+    middle = float(ordered[3] + ordered[4]) / 2
+    assert 0 < mapped.share_nonconvex(middle) < 1
+    np.testing.assert_array_equal(mapped.nonconvex(middle), want > middle)
+    assert mapped.centre_ratio == pytest.approx(want[1, 1], rel=1e-3)
+
+
+def test_a_convex_loss_maps_to_no_non_convex_point():
+    """Softmax regression is convex in its weights: every Hessian eigenvalue is >= 0 everywhere in the plane."""
+    torch.manual_seed(0)
+    model = nn.Linear(5, 3, bias=False)
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(20, 5, generator=g), torch.randint(0, 3, (20,), generator=g)
+    directions = (random_direction(model, seed=1), random_direction(model, seed=2))
+    mapped = curvature_map(model, directions, x, y, slice_steps(1.0, 3), iterations=15, progress=False)
+    assert mapped.ratio.max() < 1e-4
+    assert mapped.share_nonconvex() == 0.0
+
+
+def _map(loss, ratio) -> CurvatureMap:
+    loss, ratio = np.asarray(loss, dtype=float), np.asarray(ratio, dtype=float)
+    steps = np.linspace(-1, 1, loss.shape[0])
+    return CurvatureMap(steps, steps, loss, np.ones_like(loss), -ratio, np.zeros_like(loss), 10, 100)
+
+
+def test_the_matched_loss_comparison_counts_only_the_common_loss_range():
+    # Net A: low loss, convex; net B: high loss, non-convex. Only losses 2-3 are common to both.
+    a = _map([[0.5, 1.0, 2.0], [1.0, 0.1, 2.5], [2.0, 2.5, 3.0]], [[0, 0, 0.5], [0, 0, 0.5], [0.5, 0.5, 0.5]])
+    b = _map([[2.0, 2.5, 3.0], [2.5, 2.0, 3.5], [3.0, 4.0, 5.0]], [[0, 0, 0], [0, 0, 0.5], [0, 0.5, 0.5]])
+    matched = compare_at_matched_loss(a, b)
+    assert matched.band == (2.0, 3.0)
+    assert matched.points == (5, 6) and matched.counts == (5, 0)  # a is non-convex at all its points in the band
+    assert matched.verdict.direction == "behind"  # a has the larger share at matched loss: less convex
+    assert compare_at_matched_loss(b, a).verdict.direction == "ahead"
+    # Whole grids would say the opposite: a is non-convex at 5 of 9 points, b at 3 of 9.
+    assert a.share_nonconvex() > b.share_nonconvex()
+    assert compare_at_matched_loss(a, a).verdict.direction == "unresolved"
+    apart = _map(np.full((3, 3), 9.0), np.zeros((3, 3)))
+    assert compare_at_matched_loss(a, apart).band is None
+    assert compare_at_matched_loss(a, apart).verdict.direction == "unresolved"
+
+
+def test_a_minimizer_needs_a_gradient_below_the_descent_threshold():
+    assert gradient_threshold(2.0) == pytest.approx(np.sqrt(2 * DESCENT_TOLERANCE * 2.0))
+    assert minimizer_words(0.1, 2.0) == "a minimizer"  # 0.1^2 / 4 = 0.0025 nats < 0.01
+    assert minimizer_words(6.3, 2.0) == "the trained point"
+    assert minimizer_words(0.1, -1.0) == "the trained point"
+    assert share_tolerance(2, 4, 2, 4) == pytest.approx(2 * np.sqrt(0.25 * 0.5))
+    with pytest.raises(ValueError, match="positive largest curvature"):
+        gradient_threshold(0.0)
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        share_tolerance(3, 2, 0, 1)
+    with pytest.raises(ValueError, match="threshold must be >= 0"):
+        _map(np.zeros((3, 3)), np.zeros((3, 3))).nonconvex(-0.1)
 
 
 def test_lanczos_finds_the_extremes_of_a_large_diagonal_operator():
