@@ -38,19 +38,22 @@ def _pair(only_first: int, only_last: int, both: int = 10, neither: int = 100) -
 
 
 def test_rise_words_say_rises_falls_or_no_measurable_change():
-    assert cp.rise_words(cp.rise(*_pair(40, 3))) == "rises"
-    assert cp.rise_words(cp.rise(*_pair(3, 40))) == "falls"
-    assert cp.rise_words(cp.rise(*_pair(12, 10))) == "does not change measurably"
+    assert cp.rise_words(cp.probe_verdict(*_pair(40, 3)[::-1])) == "rises"
+    assert cp.rise_words(cp.probe_verdict(*_pair(3, 40)[::-1])) == "falls"
+    assert cp.rise_words(cp.probe_verdict(*_pair(12, 10)[::-1])) == "does not change measurably"
+    assert cp.rise(*_pair(40, 3)).verdict == "fewer"
     gain, low, high = cp.rise_interval(*_pair(40, 3))
     assert gain == pytest.approx(37 / 153) and low < gain < high
     with pytest.raises(ValueError, match="must carry their test mistakes"):
         cp.rise(ProbeResult(1.0, 0.5, 4), ProbeResult(1.0, 0.6, 4))
+    with pytest.raises(ValueError, match="must carry its test mistakes"):
+        cp.probe_verdict(ProbeResult(1.0, 0.5, 4), ProbeResult(1.0, 0.6, 4))
 
 
-def test_compare_rises_says_larger_smaller_or_unresolved():
-    assert cp.compare_rises((0.54, 0.50, 0.58), (0.03, 0.0, 0.06)) == "larger"
-    assert cp.compare_rises((0.03, 0.0, 0.06), (0.54, 0.50, 0.58)) == "smaller"
-    assert cp.compare_rises((0.05, 0.0, 0.10), (0.03, -0.02, 0.08)) == "unresolved"
+def test_compare_rises_is_the_books_reference_rule_either_way():
+    assert cp.compare_rises((0.54, 0.50, 0.58), (0.03, 0.0, 0.06)).direction == "ahead"
+    assert cp.compare_rises((0.03, 0.0, 0.06), (0.54, 0.50, 0.58)).direction == "behind"
+    assert cp.compare_rises((0.05, 0.0, 0.10), (0.03, -0.02, 0.08)).direction == "unresolved"
     with pytest.raises(ValueError, match="low <= rise <= high"):
         cp.compare_rises((0.5, 0.6, 0.7), (0.0, -0.1, 0.1))
 

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -319,3 +320,122 @@ def test_the_figures_name_the_dataset_and_label_their_axes():
     with pytest.raises(ValueError, match=r"must be \(out, 3, k, k\)"):
         plot_first_layer_filters({"bad": torch.zeros(4, 1, 3, 3)}, "toy data", "Filters")
     plt.close("all")
+
+
+# --------------------------------------------------------------------------- chapter 1's words follow the verdicts
+
+N_PHOTOS = 400
+LAYERS = ["stem", "stage1.0", "stage2.0", "stage3.0"]
+TITLES = {"stem": "stem, layer 1", "stage1.0": "stage 1", "stage2.0": "stage 2", "stage3.0": "stage 3"}
+
+
+def _wrong_first(k: int) -> probes.ProbeResult:
+    """A probe wrong on the first ``k`` of the photos: two such probes differ only on one side (McNemar)."""
+    wrong = np.arange(N_PHOTOS) < k
+    return probes.ProbeResult(1.0, 1 - k / N_PHOTOS, 64, wrong)
+
+
+def _layer_probes(errors: list[int], grid: dict[int, tuple[int, int]] | None = None) -> probes.LayerProbes:
+    results = {name: _wrong_first(k) for name, k in zip(LAYERS, errors, strict=True)}
+    grid = grid or {1: (errors[0], errors[-1]), 2: (errors[0], errors[-1])}
+    by_pool = {p: {"stem": _wrong_first(a), "stage3.0": _wrong_first(b)} for p, (a, b) in grid.items()}
+    return probes.LayerProbes(LAYERS, [1, 3, 5, 7], 2, results, by_pool)
+
+
+def _words(trained, start=(240, 240, 250, 260), pixels=250, pca=260, net=200, **grid) -> dict[str, str]:
+    from resnet_lib.chapters.depth_and_features import BudgetProbes, budget_words
+
+    b = BudgetProbes(
+        _layer_probes(list(trained), grid.get("grid")), _layer_probes(list(start)), [],
+        {"raw pixels": _wrong_first(pixels), "PCA": _wrong_first(pca)}, np.arange(N_PHOTOS) < net, TITLES, "stage1.0",
+    )  # fmt: skip
+    return budget_words(b)
+
+
+def test_chapter_1_says_rises_only_when_the_photos_resolve_it():
+    rising = _words((250, 180, 170, 160))
+    assert "From the stem to the last block it rises by 22.5 points" in rising["ch1_depth_paragraph"]
+    assert "deeper layers are easier to read linearly" in rising["ch1_depth_paragraph"]
+    assert rising["ch1_depth_takeaway"].startswith("here the probe on the last block rises above")
+    level = _words((250, 252, 251, 248))
+    assert "moves by +0.5 points, which the photos do not resolve" in level["ch1_depth_paragraph"]
+    assert "neither confirms nor refutes" in level["ch1_depth_paragraph"]
+    assert "is not told apart from" in level["ch1_depth_takeaway"]
+    falling = _words((200, 230, 240, 260))
+    assert "falls by 15.0 points" in falling["ch1_depth_paragraph"]
+    assert "harder, not easier" in falling["ch1_depth_paragraph"]
+    for words in (level, falling):
+        assert "rise from the stem to the last block is learned" not in words["ch1_untrained_paragraph"]
+        assert "no measured rise" in words["ch1_untrained_paragraph"]
+    assert "is learned" in rising["ch1_untrained_paragraph"]
+
+
+def test_chapter_1_names_the_best_layer_only_as_picked_on_the_test_photos():
+    words = _words((250, 240, 200, 230))
+    assert "The highest of the 4 probes is stage 2's" in words["ch1_depth_paragraph"]
+    assert "picked as the highest on these same photos" in words["ch1_depth_paragraph"]
+
+
+def test_chapter_1_compares_the_probe_with_the_networks_classifier_either_way():
+    below = _words((250, 240, 230, 220), net=180, grid={1: (250, 250), 2: (250, 220)})["ch1_classifier_paragraph"]
+    assert "the probe stays 10.0 points below it" in below and "beats it" not in below
+    above = _words((250, 240, 230, 180), net=220)["ch1_classifier_paragraph"]
+    assert "the probe beats it by 10.0 points" in above
+    even = _words((250, 240, 230, 200), net=201)["ch1_classifier_paragraph"]
+    assert "is not told apart from it (+0.2 points)" in even
+    # the 1x1 probe (250 wrong) against the 2x2 one (220): the grid's spatial information adds, with its sign
+    grid = _words((250, 240, 230, 220), net=180, grid={1: (250, 250), 2: (250, 220)})["ch1_fit_vs_grid"]
+    assert (
+        "fitting alone stays 17.5 points below" in grid and "grid's extra spatial information adds 7.5 points" in grid
+    )
+    costs = _words((250, 240, 230, 220), grid={1: (250, 200), 2: (250, 220)})["ch1_fit_vs_grid"]
+    assert "costs 5.0 points against the 1×1 probe" in costs
+
+
+def test_chapter_1_grid_sentences_follow_each_grid():
+    flips = _words((250, 240, 230, 220), grid={1: (260, 230), 4: (180, 228)})["ch1_grid_paragraph"]
+    assert "with a 1×1 grid the stem reads 35.0% and the last block 42.5%, the last block ahead by 7.5" in flips
+    assert "with a 4×4 grid the stem reads 55.0% and the last block 43.0%, the stem ahead by 12.0 points" in flips
+    assert "depends on the grid" in flips and "part of how the stem compares is the pooling" in flips
+    change = _words((250, 240, 230, 220), grid={1: (260, 230), 4: (180, 228)})["ch1_grid_change"]
+    assert change.startswith("From the 1×1 to the 4×4 grid the stem's probe rises by 20.0 points")
+    same = _words((250, 240, 230, 220), grid={1: (260, 230), 4: (258, 228)})["ch1_grid_paragraph"]
+    assert "At every grid the last block reads better." in same and "is the pooling" not in same
+
+
+def test_chapter_1_architecture_and_learned_features_sentences_can_say_either_way():
+    words = _words((250, 240, 230, 220), start=(248, 250, 260, 290), pixels=250)
+    assert "is not told apart from the raw pixels' 37.5% (+0.5 points" in words["ch1_untrained_paragraph"]
+    assert "falls by 10.5 points" in words["ch1_untrained_paragraph"]
+    assert words["ch1_trained_takeaway"].startswith(
+        "Against the same architecture at its starting weights, training lifted"
+    )
+    ahead = _words((250, 240, 230, 220), start=(200, 250, 260, 290), pixels=250)["ch1_untrained_paragraph"]
+    assert "12.5 points above the raw pixels'" in ahead and "architecture alone" in ahead
+    learned = _words((250, 240, 230, 220), pixels=300, pca=310)
+    assert "20.0 points above the better baseline, PCA" not in learned["ch1_learned_verdict"]
+    assert "20.0 points above the better baseline, raw pixels" in learned["ch1_learned_verdict"]
+    assert "beats" in learned["ch1_learned_takeaway"]
+    behind = _words((250, 240, 230, 260), pixels=220, pca=230)
+    assert "10.0 points below the better baseline, raw pixels" in behind["ch1_learned_verdict"]
+    assert "falls behind" in behind["ch1_learned_takeaway"]
+
+
+def test_budget_probes_refuse_photos_that_do_not_match():
+    from resnet_lib.chapters.depth_and_features import BudgetProbes
+
+    with pytest.raises(ValueError, match="net_wrong must mark the same 400 test photos") as err:
+        BudgetProbes(_layer_probes([1, 2, 3, 4]), _layer_probes([1, 2, 3, 4]), [],
+                     {"raw pixels": _wrong_first(1)}, np.zeros(10, bool), TITLES, "stage1.0")  # fmt: skip
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="stage1 must be a probed layer"):
+        BudgetProbes(_layer_probes([1, 2, 3, 4]), _layer_probes([1, 2, 3, 4]), [],
+                     {"raw pixels": _wrong_first(1)}, np.zeros(400, bool), TITLES, "stage9.0")  # fmt: skip
+
+
+def test_reference_words_follow_the_photo_count():
+    from resnet_lib.chapters.depth_and_features import reference_words
+
+    assert reference_words(0.45, 846, 0.9125, "the paper").startswith("46.2 points below the paper (91.25%)")
+    assert reference_words(0.90, 846, 0.9125, "the paper").startswith("within the photo count's 95% interval")
+    assert reference_words(0.99, 20_000, 0.9125, "the paper").startswith("7.8 points above")
