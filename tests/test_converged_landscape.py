@@ -13,6 +13,7 @@ from torch.func import functional_call
 
 from resnet_lib.chapters import loss_landscapes as cl
 from resnet_lib.data import ImageDataset
+from resnet_lib.measure.curvature import gradient_threshold
 from resnet_lib.measure.landscape import (
     HessianExtremes,
     NoisyGradient,
@@ -106,14 +107,19 @@ def _photos(name: str, n: int = 16) -> ImageDataset:
 
 
 SMALL = ConvergedExperiment(landscape_images=16, points_1d=5, points_2d=3, lanczos_iterations=4)
+MAP = cl.CurvatureMapSettings(points=3, iterations=4, images=8, converged_images=8)
 
 
 def test_on_real_photos_every_measurement_is_taken_and_the_centre_is_the_slices_own():
-    result = cl.converged_landscape(_tiny_net(), _photos("cifar10"), SMALL, LandscapeExperiment(), progress=False)
+    result = cl.converged_landscape(
+        _tiny_net(), _photos("cifar10"), SMALL, LandscapeExperiment(), progress=False, curvature=MAP
+    )
     assert result.measured and result.skipped is None and result.n_images == 16
     s = result.landscape.slice_1d
     assert len(s.steps) == 5 and s.loss[2] == pytest.approx(result.centre_loss, rel=1e-5)
-    assert result.landscape.surface.loss.shape == (3, 3) and result.landscape.extremes.iterations == 4
+    assert result.landscape.surface.loss.shape == (3, 3) and result.landscape.extremes is None  # the map's centre
+    assert result.curvature.loss.shape == (3, 3) and result.curvature.n_images == 8
+    assert result.extremes.iterations == 4 and result.extremes.lambda_max == result.curvature.lambda_max[1, 1]
     assert result.gradient.batches == cl.GRADIENT_BATCHES
     assert result.centre_is_lowest == (result.lowest_neighbour >= result.centre_loss * (1 - 1e-5))
 
@@ -133,14 +139,13 @@ def _with(result: cl.ConvergedLandscape, norm: float, noise: float, centre_loss:
 
 
 def test_the_minimizer_phrase_says_either_way():
-    result = cl.converged_landscape(_tiny_net(), _photos("cifar10"), SMALL, LandscapeExperiment(), progress=False)
-    low = result.lowest_neighbour
-    budget = {"ResNet-56": NoisyGradient(1.0, 0.1, 8), "plain-56": NoisyGradient(2.0, 0.1, 8)}
-    assert cl.minimizer_phrase(_with(result, 0.01, 0.01, low / 2), budget) == "a minimizer"
-    not_one = "not shown to be a minimizer"
-    assert cl.minimizer_phrase(_with(result, 0.05, 0.01, low / 2), budget) == not_one  # gradient beyond its noise
-    assert cl.minimizer_phrase(_with(result, 0.5, 0.3, low / 2), budget) == not_one  # not below the budget nets'
-    assert cl.minimizer_phrase(_with(result, 0.01, 0.01, low * 2), budget) == not_one  # a neighbour is lower
+    result = cl.converged_landscape(
+        _tiny_net(), _photos("cifar10"), SMALL, LandscapeExperiment(), progress=False, curvature=MAP
+    )
+    low, small = result.lowest_neighbour, 0.5 * gradient_threshold(result.extremes.lambda_max)
+    assert cl.minimizer_phrase(_with(result, small, small, low / 2)) == "a minimizer"
+    assert cl.minimizer_phrase(_with(result, 4 * small, 0.01, low / 2)) == "the trained point"  # gradient too large
+    assert cl.minimizer_phrase(_with(result, small, 0.01, low * 2)) == "the trained point"  # a neighbour is lower
 
 
 def test_the_comparisons_say_either_way_or_not_resolved():
@@ -161,9 +166,10 @@ def test_bad_input_says_what_is_wrong_in_one_line():
     net, (x, y) = _tiny_net(), _images()
     checks = [
         (lambda: gradient_with_noise(net, x, y, batches=1), "at least 2 batches"),
-        (lambda: cl.compare_phrase(1.0, -0.1, 0.5, 0.1, "a", "b"), "uncertainties must be >= 0"),
+        (lambda: cl.CurvatureMapSettings(points=4, iterations=8, images=8, converged_images=8), "odd number"),
         (lambda: cl.converged_landscape(net, _photos("cifar10", 8), SMALL, LandscapeExperiment()), "need 16"),
-        (lambda: cl.minimizer_phrase(_skipped(net), {}), "not measured here"),
+        (lambda: cl.minimizer_phrase(_skipped(net)), "not measured here"),
+        (lambda: _skipped(net).extremes, "not measured here"),
     ]
     for call, message in checks:
         with pytest.raises(ValueError, match=message) as caught:

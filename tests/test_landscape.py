@@ -27,7 +27,6 @@ from resnet_lib.measure.landscape import (
     loss_and_error,
     loss_slice_1d,
     loss_surface_2d,
-    negative_curvature_share,
     random_direction,
     slice_steps,
 )
@@ -106,15 +105,6 @@ def test_displaced_restores_the_weights_and_the_surface_centre_is_the_trained_lo
     assert surface.loss.shape == surface.error.shape == (5, 5)
     assert surface.center_loss == pytest.approx(loss_and_error(net, x, y)[0], rel=1e-6)
     assert np.all((surface.error >= 0) & (surface.error <= 1))
-
-
-def test_negative_curvature_share_of_a_bowl_and_a_saddle():
-    steps = slice_steps(1.0, 9)
-    a, b = np.meshgrid(steps, steps)
-    bowl = Surface2D(steps, steps, a**2 + 0.5 * b**2 + 0.3 * a * b, np.zeros_like(a))
-    saddle = Surface2D(steps, steps, a**2 - b**2, np.zeros_like(a))
-    assert negative_curvature_share(bowl) == 0.0
-    assert negative_curvature_share(saddle) == 1.0
 
 
 class _TinyMLP(nn.Module):
@@ -225,7 +215,7 @@ def test_a_convex_loss_maps_to_no_non_convex_point():
 def _map(loss, ratio) -> CurvatureMap:
     loss, ratio = np.asarray(loss, dtype=float), np.asarray(ratio, dtype=float)
     steps = np.linspace(-1, 1, loss.shape[0])
-    return CurvatureMap(steps, steps, loss, np.ones_like(loss), -ratio, np.zeros_like(loss), 10, 100)
+    return CurvatureMap(steps, steps, loss, np.ones_like(loss), -ratio, np.ones_like(loss), -ratio, 10, 100)
 
 
 def test_the_matched_loss_comparison_counts_only_the_common_loss_range():
@@ -291,7 +281,6 @@ def test_the_contour_figure_draws_every_net_on_one_labelled_colour_scale():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from resnet_lib.measure.landscape import Surface2D
     from resnet_lib.plots import loss_landscapes as figures
 
     a = b = np.linspace(-1, 1, 5)
@@ -302,4 +291,20 @@ def test_the_contour_figure_draws_every_net_on_one_labelled_colour_scale():
     assert "plain-20" in titles and "ResNet-20" in titles
     assert any("training loss (nats" in ax.get_ylabel() for ax in fig.axes)  # the colour bar's label
     assert "synthetic surfaces" in fig._suptitle.get_text()
+    plt.close(fig)
+
+
+def test_the_curvature_map_figure_draws_the_threshold_and_names_the_data():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from resnet_lib.plots import loss_landscapes as figures
+
+    ratio = np.array([[0.3, 0.05, 0.0], [0.2, 0.0, 0.0], [0.4, 0.3, 0.02]])
+    fig = figures.plot_curvature_maps({"net A": _map(np.ones((3, 3)), ratio)}, 0.1, "synthetic maps")
+    assert "synthetic maps" in fig._suptitle.get_text() and "net A" in fig.axes[0].get_title()
+    assert "red line: 0.1" in fig.axes[-1].get_ylabel()
+    assert sum(t.get_text().endswith("*") for t in fig.axes[0].texts) == 4  # the four points above 0.1
     plt.close(fig)

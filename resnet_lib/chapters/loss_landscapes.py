@@ -1,5 +1,7 @@
-"""Chapter 7 around a net trained to convergence: the published ResNet-56 (Li et al. studied such minimizers).
+"""Chapter 7: Li et al.'s curvature map around the budget nets, and the landscape of a net trained to convergence.
 
+:class:`CurvatureMapSettings` (one per profile, :data:`CURVATURE_MAPS`) sizes the map of
+``|lambda_min / lambda_max|`` over the filter-normalized plane; :func:`net_curvature_map` draws it.
 :func:`converged_landscape` measures, on the first training photos, the filter-normalized 1-D slice
 and 2-D surface, the Hessian's extreme eigenvalues and the gradient with its sampling noise at the
 published weights; on images unlike CIFAR-10 (the stand-in) it measures only the loss and error at
@@ -16,17 +18,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from torch import nn
+from torch import Tensor, nn
 
 from resnet_lib.data import ImageDataset
+from resnet_lib.measure.curvature import CurvatureMap, curvature_map, minimizer_verdict
 from resnet_lib.measure.landscape import (
+    HessianExtremes,
     NetLandscape,
     NoisyGradient,
     gradient_with_noise,
     measure_landscape,
     per_image_loss,
+    random_direction,
 )
 from resnet_lib.measure.significance import error_interval
+from resnet_lib.measure.verdicts import UNRESOLVED, Verdict, compare_to_reference
 from resnet_lib.profiles import ConvergedExperiment, LandscapeExperiment
 
 #: The cross-entropy of a uniform guess over CIFAR-10's 10 classes: ln 10 nats.
@@ -35,6 +41,64 @@ CHANCE_LOSS = math.log(10)
 GRADIENT_BATCHES = 8
 #: A gradient counts as stationary while its norm is within this many standard errors of zero.
 NOISE_MULTIPLE = 2.0
+
+
+@dataclass(frozen=True)
+class CurvatureMapSettings:
+    """Li et al.'s map of ``|lambda_min / lambda_max|``: ``points`` x ``points`` grid points over the landscape's
+    span (odd, so the trained weights are on the grid), ``iterations`` Lanczos steps at each, on the first
+    ``images`` training images of the budget nets and ``converged_images`` photos of the converged net."""
+
+    points: int
+    iterations: int
+    images: int
+    converged_images: int
+
+    def __post_init__(self) -> None:
+        if self.points < 3 or self.points % 2 == 0:
+            raise ValueError(f"the map needs an odd number of points per side, at least 3, got {self.points}")
+        if self.iterations < 2 or self.images < 1 or self.converged_images < 1:
+            raise ValueError(
+                f"need >= 2 Lanczos steps and >= 1 image, got {self.iterations} steps, {self.images} and "
+                f"{self.converged_images} images"
+            )
+
+
+#: Per profile. One Hessian-vector product of a 56-layer net costs about 9 ms of CPU per 16x16 image and 37 ms
+#: per 32x32 photo (one thread), so a map costs points^2 x iterations x images of them. ``ci`` (CI's budget
+#: for the whole chapter is about 90 s): 9 x 8 products on 48 images per budget net (2 x 30 s) and on 16
+#: photos for the converged net. ``default`` and ``full`` map 5 x 5 and 9 x 9 grids on thousands of images.
+CURVATURE_MAPS: dict[str, CurvatureMapSettings] = {
+    "ci": CurvatureMapSettings(points=3, iterations=8, images=48, converged_images=16),
+    "default": CurvatureMapSettings(points=5, iterations=12, images=1000, converged_images=1000),
+    "full": CurvatureMapSettings(points=9, iterations=20, images=5000, converged_images=5000),
+}
+
+
+def curvature_map_settings(profile_name: str) -> CurvatureMapSettings:
+    """The map's size for a profile (``default``'s for a profile not listed)."""
+    return CURVATURE_MAPS.get(profile_name, CURVATURE_MAPS["default"])
+
+
+def net_curvature_map(
+    net: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    span: float,
+    direction_seed: int,
+    settings: CurvatureMapSettings,
+    images: int,
+    progress: bool = True,
+    name: str = "net",
+) -> CurvatureMap:
+    """The map around ``net`` on its first ``images`` images, in the plane of the page's two directions (seeds
+    ``direction_seed`` and the next), from ``-span`` to ``span``."""
+    if len(x) < images:
+        raise ValueError(f"the map needs {images} images, got {len(x)}")
+    directions = (random_direction(net, direction_seed), random_direction(net, direction_seed + 1))
+    steps = np.linspace(-span, span, settings.points)
+    return curvature_map(net, directions, x[:images], y[:images], steps, settings.iterations, seed=direction_seed,
+                         progress=progress, desc=f"{name}: curvature map")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,6 +117,14 @@ class ConvergedLandscape:
     gradient: NoisyGradient | None
     seconds: float
     skipped: str | None = None
+    curvature: CurvatureMap | None = None
+
+    @property
+    def extremes(self) -> HessianExtremes:
+        """The Hessian's extremes at the weights: the centre of the curvature map."""
+        if self.curvature is None:
+            raise ValueError(f"{self.label}'s curvature was not measured here: {self.skipped}")
+        return self.curvature.centre_extremes()
 
     @property
     def measured(self) -> bool:
@@ -85,10 +157,13 @@ def converged_landscape(
     landscape: LandscapeExperiment,
     label: str = "ResNet-56 (published)",
     progress: bool = True,
+    curvature: CurvatureMapSettings | None = None,
 ) -> ConvergedLandscape:
-    """Slices, Hessian extremes and gradient around ``net`` on the first ``converged.landscape_images`` training
-    photos of ``photos``, along the directions and span of ``landscape``; on non-CIFAR-10 photos only the loss and
-    error at the weights."""
+    """Slices and gradient around ``net`` on the first ``converged.landscape_images`` training photos of
+    ``photos``, and the curvature map (sized by ``curvature``, ``ci``'s if ``None``) on the first
+    ``curvature.converged_images``, along the directions and span of ``landscape``; on non-CIFAR-10 photos only the
+    loss and error at the weights."""
+    curvature = CURVATURE_MAPS["ci"] if curvature is None else curvature
     n = converged.landscape_images
     if len(photos.train_y) < n:
         raise ValueError(f"need {n} training photos (profile.converged.landscape_images), got {len(photos.train_y)}")
@@ -120,9 +195,15 @@ def converged_landscape(
         lanczos_iterations=converged.lanczos_iterations,
         direction_seed=landscape.direction_seed,
     )
-    measured = measure_landscape(net, x, y, settings, progress=progress, name=label)
+    measured = measure_landscape(net, x, y, settings, progress=progress, name=label, hessian=False)
     gradient = gradient_with_noise(net, x, y, GRADIENT_BATCHES)
-    return ConvergedLandscape(**centre, landscape=measured, gradient=gradient, seconds=time.perf_counter() - start)
+    k = curvature.converged_images
+    if len(photos.train_y) < k:
+        raise ValueError(f"the curvature map needs {k} training photos, got {len(photos.train_y)}")
+    mapped = net_curvature_map(net, photos.train_x[:k], photos.train_y[:k], landscape.span, landscape.direction_seed,
+                               curvature, k, progress=progress, name=label)  # fmt: skip
+    return ConvergedLandscape(**centre, landscape=measured, gradient=gradient, seconds=time.perf_counter() - start,
+                              curvature=mapped)  # fmt: skip
 
 
 def budget_gradients(nets: Mapping[str, nn.Module], x, y) -> dict[str, NoisyGradient]:
@@ -136,56 +217,50 @@ def stationary(gradient: NoisyGradient) -> bool:
     return gradient.norm <= NOISE_MULTIPLE * gradient.noise
 
 
-def minimizer_phrase(converged: ConvergedLandscape, budget: Mapping[str, NoisyGradient]) -> str:
-    """``"a minimizer"`` where the centre is the lowest point of its slices, its gradient is within its sampling
-    noise of zero and, with that noise added, below every budget net's; else ``"not shown to be a minimizer"``."""
-    if converged.gradient is None:
+def minimizer_phrase(converged: ConvergedLandscape) -> str:
+    """``"a minimizer"`` where the centre is the lowest point of its slices and its gradient is below
+    :func:`~resnet_lib.measure.curvature.gradient_threshold` for the centre's ``lambda_max``; else
+    ``"the trained point"``."""
+    if converged.gradient is None or converged.curvature is None:
         raise ValueError(f"{converged.label}'s gradient was not measured here: {converged.skipped}")
-    if not budget:
-        raise ValueError("need at least one budget net's gradient to compare with")
-    g = converged.gradient
-    smaller = all(g.norm + NOISE_MULTIPLE * g.noise < b.norm for b in budget.values())
-    ok = converged.centre_is_lowest and stationary(g) and smaller
-    return "a minimizer" if ok else "not shown to be a minimizer"
+    small = minimizer_verdict(converged.gradient.norm, converged.extremes.lambda_max).direction == "ahead"
+    return "a minimizer" if small and converged.centre_is_lowest else "the trained point"
 
 
-def compare_phrase(a: float, a_unc: float, b: float, b_unc: float, above: str, below: str) -> str:
-    """``above`` if ``a`` exceeds ``b`` by more than both uncertainties together, ``below`` if it falls short by
-    as much, else ``"not resolved from"`` (also when an uncertainty is unknown)."""
-    if a_unc < 0 or b_unc < 0:
-        raise ValueError(f"uncertainties must be >= 0, got {a_unc} and {b_unc}")
-    margin = a_unc + b_unc
-    if not math.isfinite(margin):
-        return "not resolved from"
-    if a - b > margin:
-        return above
-    if b - a > margin:
-        return below
-    return "not resolved from"
+def _against(a: float, a_change: float, b: float, b_change: float) -> Verdict:
+    """``a`` against ``b`` with the tolerance of what the last Lanczos step moved both (unresolved if unknown)."""
+    tolerance = a_change + b_change
+    if not math.isfinite(tolerance):
+        return Verdict(UNRESOLVED, "a single Lanczos step: no estimate of its uncertainty")
+    return compare_to_reference(a, b, tolerance, better="lower")
 
 
-def sharpness_phrase(a, b) -> str:
-    """``"sharper than"`` / ``"flatter than"`` / ``"not resolved from"``: the largest Hessian eigenvalues of two
-    :class:`~resnet_lib.measure.landscape.HessianExtremes`, each uncertain by its last Lanczos step's change."""
-    return compare_phrase(a.lambda_max, a.lambda_max_change, b.lambda_max, b.lambda_max_change, "sharper than",
-                          "flatter than")  # fmt: skip
+def sharpness_phrase(a: HessianExtremes, b: HessianExtremes) -> str:
+    """``"flatter than"`` / ``"sharper than"`` / ``"not resolved from"`` by ``lambda_max``, within what the last
+    Lanczos step moved the two estimates (:func:`~resnet_lib.measure.verdicts.compare_to_reference`)."""
+    verdict = _against(a.lambda_max, a.lambda_max_change, b.lambda_max, b.lambda_max_change)
+    return verdict.words("flatter than", "sharper than", "not resolved from")
 
 
-def convexity_phrase(a, b) -> str:
-    """``"less convex than"`` / ``"more convex than"`` / ``"not resolved from"`` by ``|lambda_min| / lambda_max``."""
-    return compare_phrase(a.ratio, a.ratio_change, b.ratio, b.ratio_change, "less convex than", "more convex than")
+def convexity_phrase(a: HessianExtremes, b: HessianExtremes) -> str:
+    """``"more convex than"`` / ``"less convex than"`` / ``"not resolved from"`` by ``|lambda_min| / lambda_max``."""
+    verdict = _against(a.ratio, a.ratio_change, b.ratio, b.ratio_change)
+    return verdict.words("more convex than", "less convex than", "not resolved from")
 
 
 __all__ = [
     "CHANCE_LOSS",
+    "CURVATURE_MAPS",
     "GRADIENT_BATCHES",
     "NOISE_MULTIPLE",
     "ConvergedLandscape",
+    "CurvatureMapSettings",
     "budget_gradients",
-    "compare_phrase",
     "converged_landscape",
     "convexity_phrase",
+    "curvature_map_settings",
     "minimizer_phrase",
+    "net_curvature_map",
     "sharpness_phrase",
     "stationary",
 ]

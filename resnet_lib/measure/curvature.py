@@ -24,7 +24,7 @@ import numpy as np
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from resnet_lib.measure.landscape import displaced, hessian_extremes, loss_and_error
+from resnet_lib.measure.landscape import HessianExtremes, displaced, hessian_extremes, loss_and_error
 from resnet_lib.measure.verdicts import UNRESOLVED, Verdict, compare_to_reference
 
 #: A point counts as non-convex where ``|lambda_min| / lambda_max`` exceeds this: the steepest downward
@@ -57,14 +57,27 @@ class CurvatureMap:
     loss: np.ndarray
     lambda_max: np.ndarray
     lambda_min: np.ndarray
-    #: How much the last Lanczos step moved each point's ratio: how far the estimate may still be from converged.
-    ratio_change: np.ndarray
+    #: The same estimates one Lanczos step earlier: how far they still moved (NaN after a single step).
+    lambda_max_previous: np.ndarray
+    lambda_min_previous: np.ndarray
     iterations: int
     n_images: int
 
     @property
     def ratio(self) -> np.ndarray:
         return curvature_ratio(self.lambda_max, self.lambda_min)
+
+    @property
+    def ratio_change(self) -> np.ndarray:
+        """How much the last Lanczos step moved each point's ratio."""
+        return np.abs(self.ratio - curvature_ratio(self.lambda_max_previous, self.lambda_min_previous))
+
+    def centre_extremes(self) -> HessianExtremes:
+        """The Hessian's extremes at the centre of the grid (the trained weights)."""
+        j, i = len(self.b) // 2, len(self.a) // 2
+        values = (self.lambda_max, self.lambda_min, self.lambda_max_previous, self.lambda_min_previous)
+        lmax, lmin, lmax_prev, lmin_prev = (float(v[j, i]) for v in values)
+        return HessianExtremes(lmax, lmin, self.iterations, lmax_prev, lmin_prev)
 
     def _centre(self, values: np.ndarray) -> float:
         return float(values[len(self.b) // 2, len(self.a) // 2])
@@ -108,7 +121,7 @@ def curvature_map(
     if steps.ndim != 1 or len(steps) < 1:
         raise ValueError(f"steps must be a non-empty 1-D array, got shape {steps.shape}")
     shape = (len(steps), len(steps))
-    loss, lmax, lmin, change = (np.zeros(shape) for _ in range(4))
+    loss, lmax, lmin, lmax_prev, lmin_prev = (np.zeros(shape) for _ in range(5))
     grid = [(j, i) for j in range(len(steps)) for i in range(len(steps))]
     last = 0
     for j, i in tqdm(grid, desc=desc, unit="point", disable=not progress, leave=False):
@@ -116,9 +129,8 @@ def curvature_map(
             loss[j, i] = loss_and_error(model, x, y)[0]
             e = hessian_extremes(model, x, y, iterations, seed=seed, progress=False)
         lmax[j, i], lmin[j, i], last = e.lambda_max, e.lambda_min, e.iterations
-        previous = curvature_ratio(e.lambda_max_previous, e.lambda_min_previous)
-        change[j, i] = abs(float(curvature_ratio(e.lambda_max, e.lambda_min)) - float(previous))
-    return CurvatureMap(steps, steps.copy(), loss, lmax, lmin, change, last, len(x))
+        lmax_prev[j, i], lmin_prev[j, i] = e.lambda_max_previous, e.lambda_min_previous
+    return CurvatureMap(steps, steps.copy(), loss, lmax, lmin, lmax_prev, lmin_prev, last, len(x))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@
 * :func:`hessian_extremes` estimates the largest and the most negative eigenvalue of the
   Hessian of the training loss (over the same weights the directions move: those with two or
   more dimensions, as the paper's code), by Lanczos iteration on Hessian-vector products
-  computed with autograd's double backward.
+  computed with autograd's double backward; :mod:`resnet_lib.measure.curvature` maps them over the plane.
 
 Nothing here draws; the figures are in :mod:`resnet_lib.plots.loss_landscapes`.
 """
@@ -173,20 +173,6 @@ def loss_surface_2d(
         with displaced(model, directions, [steps[i], steps[j]]):
             loss[j, i], error[j, i] = loss_and_error(model, x, y)
     return Surface2D(np.asarray(steps), np.asarray(steps), loss, error)
-
-
-def negative_curvature_share(surface: Surface2D) -> float:
-    """Share of the grid's interior points where the surface curves down in some direction.
-
-    At each interior point the 2x2 Hessian of the loss *of the slice* (central differences)
-    is formed; the point counts when its smaller eigenvalue is negative. A convex bowl scores 0.
-    """
-    f, ha, hb = surface.loss, surface.a[1] - surface.a[0], surface.b[1] - surface.b[0]
-    faa = (f[1:-1, 2:] - 2 * f[1:-1, 1:-1] + f[1:-1, :-2]) / ha**2
-    fbb = (f[2:, 1:-1] - 2 * f[1:-1, 1:-1] + f[:-2, 1:-1]) / hb**2
-    fab = (f[2:, 2:] - f[2:, :-2] - f[:-2, 2:] + f[:-2, :-2]) / (4 * ha * hb)
-    smaller = (faa + fbb) / 2 - np.sqrt(((faa - fbb) / 2) ** 2 + fab**2)
-    return float((smaller < 0).mean())
 
 
 def hessian_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -363,11 +349,7 @@ class NetLandscape:
 
     slice_1d: Slice1D
     surface: Surface2D | None
-    extremes: HessianExtremes
-
-    @property
-    def negative_curvature_share(self) -> float | None:
-        return None if self.surface is None else negative_curvature_share(self.surface)
+    extremes: HessianExtremes | None
 
 
 def measure_landscape(
@@ -378,9 +360,10 @@ def measure_landscape(
     surface: bool = True,
     progress: bool = True,
     name: str = "net",
+    hessian: bool = True,
 ) -> NetLandscape:
-    """Slices along the same two filter-normalized directions (seeds ``direction_seed`` and the next) and the
-    Hessian's extreme eigenvalues of the loss on ``(x, y)``, sized by ``settings``."""
+    """Slices along the same two filter-normalized directions (seeds ``direction_seed`` and the next) and (unless
+    ``hessian=False``) the Hessian's extreme eigenvalues of the loss on ``(x, y)``, sized by ``settings``."""
     x, y = x[: settings.n_images], y[: settings.n_images]
     d1 = random_direction(model, settings.direction_seed)
     slice_1d = loss_slice_1d(model, d1, x, y, slice_steps(settings.span, settings.points_1d), progress=progress)
@@ -390,7 +373,7 @@ def measure_landscape(
         steps = slice_steps(settings.span, settings.points_2d)
         grid = loss_surface_2d(model, (d1, d2), x, y, steps, progress=progress, desc=f"{name}: 2-D surface")
     iterations, seed = settings.lanczos_iterations, settings.direction_seed
-    extremes = hessian_extremes(model, x, y, iterations, seed=seed, progress=progress)
+    extremes = hessian_extremes(model, x, y, iterations, seed=seed, progress=progress) if hessian else None
     return NetLandscape(slice_1d, grid, extremes)
 
 
@@ -413,7 +396,6 @@ __all__ = [
     "loss_slice_1d",
     "loss_surface_2d",
     "measure_landscape",
-    "negative_curvature_share",
     "per_image_loss",
     "random_direction",
     "ritz_values",

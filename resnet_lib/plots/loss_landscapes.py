@@ -1,4 +1,4 @@
-"""Chapter 7's figures: 1-D loss slices, 2-D contour maps at one colour scale, 3-D surfaces, eigenvalue bars."""
+"""Chapter 7's figures: 1-D slices, 2-D contours on one colour scale, 3-D surfaces, eigenvalue bars, curvature maps."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib import colors, ticker
 from matplotlib.figure import Figure
 
+from resnet_lib.measure.curvature import CurvatureMap
 from resnet_lib.measure.landscape import HessianExtremes, Slice1D, Surface2D
 from resnet_lib.models import net_label
 from resnet_lib.plots.style import depth_shade, new_figure
@@ -142,11 +143,43 @@ def plot_eigenvalue_ratios(
     return fig
 
 
+def plot_curvature_maps(maps: Mapping[str, CurvatureMap], threshold: float, title: str) -> Figure:
+    """Li et al.'s Fig. 7: ``|lambda_min / lambda_max|`` at every grid point of each map (colour, one scale from
+    0 to twice the threshold), the threshold's contour (red) and the loss at each point (numbers, nats)."""
+    items = list(maps.items())
+    fig, axes = new_figure(1, len(items), figsize=(3.4 * len(items) + 1, 3.8), sharey=True)
+    axes = np.atleast_1d(axes)
+    top = 2 * threshold
+    image = None
+    for ax, (label, m) in zip(axes, items, strict=True):
+        ratio = np.minimum(m.ratio, top)
+        half = (m.a[1] - m.a[0]) / 2
+        extent = (m.a[0] - half, m.a[-1] + half, m.b[0] - half, m.b[-1] + half)
+        image = ax.imshow(ratio, origin="lower", extent=extent, cmap="cividis", vmin=0, vmax=top)
+        if ratio.min() < threshold < ratio.max():
+            a, b = np.meshgrid(m.a, m.b)
+            ax.contour(a, b, m.ratio, levels=[threshold], colors="red", linewidths=1.5)
+        for j, bj in enumerate(m.b):
+            for i, ai in enumerate(m.a):
+                mark = "*" if m.ratio[j, i] > threshold else ""
+                ax.text(ai, bj, f"{m.loss[j, i]:.2g}{mark}", ha="center", va="center", fontsize=7, color="white")
+        ax.plot(0, 0, marker="+", color="red", ms=12)
+        ax.set_title(f"{label}\n{m.n_images} images, {m.iterations} Lanczos steps", fontsize=9)
+        ax.set_xlabel("direction 1 (filter-normalized)")
+        ax.grid(False)
+    axes[0].set_ylabel("direction 2 (filter-normalized)")
+    bar = fig.colorbar(image, ax=list(axes), shrink=0.9)
+    bar.set_label(f"|lambda_min / lambda_max| (capped at {top:g}; red line: {threshold:g})")
+    fig.suptitle(title + f"\nnumbers: training loss (nats); *: non-convex (ratio > {threshold:g})")
+    return fig
+
+
 __all__ = [
     "CONVERGED_COLOUR",
     "LOSS_CAP",
     "plot_contours",
     "plot_converged_slices",
+    "plot_curvature_maps",
     "plot_eigenvalue_ratios",
     "plot_labelled_contours",
     "plot_slices_1d",
