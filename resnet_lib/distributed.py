@@ -243,6 +243,9 @@ class DataParallel(Parallelism):
     and hands it out (no shared disk is needed); only rank 0 shows progress and writes it.
     """
 
+    #: Every step all-reduces: the sync-free checks and the CUDA graph stay off (``fit`` checks every step).
+    local = False
+
     def __init__(self) -> None:
         if not dist.is_initialized():
             raise ValueError("DataParallel needs a torch.distributed process group; join one with init_distributed()")

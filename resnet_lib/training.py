@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import math
 import operator
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from resnet_lib.data import ImageDataset, iterate_batches
-from resnet_lib.recipe import Recipe, check_precision
+from resnet_lib.recipe import Recipe, check_precision, check_whole
 from resnet_lib.results import atomic_write_bytes
 
 
@@ -261,6 +263,9 @@ class Parallelism:
 
     #: Whether this process shows progress, reports divergence and writes the checkpoint.
     is_main: bool = True
+    #: Whether a step involves this process alone (no collective per step): what the GPU's sync-free
+    #: checks and CUDA graph need. :class:`resnet_lib.distributed.DataParallel` is not local.
+    local: bool = True
 
     def place(self, device: torch.device) -> torch.device:
         """The device this process trains on, given the one asked for."""
@@ -296,6 +301,301 @@ class Parallelism:
         return evaluate(model, x, y, channels_last=channels_last, precision=precision)
 
 
+# ----------------------------------------------------------------- the GPU's pace
+
+#: Steps between two read-backs of the divergence checks on a GPU (one host synchronization each).
+GPU_CHECK_EVERY = 50
+#: Eager steps before the training step is captured as a CUDA graph (cuDNN and cuBLAS set themselves up).
+GRAPH_WARMUP_STEPS = 3
+
+
+def check_interval(check_every, device: torch.device, parallel: Parallelism) -> int:
+    """How many steps ``fit`` runs between read-backs of its divergence checks: ``check_every``, or 1 on the
+    CPU (every step, as always) and :data:`GPU_CHECK_EVERY` on a GPU when it is ``None``; one-line ``ValueError``s."""
+    if check_every is None:
+        return GPU_CHECK_EVERY if device.type == "cuda" and parallel.local else 1
+    every = check_whole("check_every", check_every, 1)
+    if every > 1 and not parallel.local:
+        raise ValueError(f"check_every must be 1 (or None) for data-parallel training, got {check_every!r}")
+    return every
+
+
+def use_cuda_graph(cuda_graph, device: torch.device, parallel: Parallelism) -> bool:
+    """Whether ``fit`` replays its training step as a CUDA graph: ``cuda_graph``, or (``None``) on a GPU in one
+    process and never on the CPU; a one-line ``ValueError`` for a graph that cannot be."""
+    if cuda_graph is not None and not isinstance(cuda_graph, bool):
+        raise ValueError(f"cuda_graph must be True, False or None, got {cuda_graph!r}")
+    if cuda_graph is None:
+        return device.type == "cuda" and parallel.local
+    if cuda_graph and device.type != "cuda":
+        raise ValueError(f"cuda_graph=True needs a CUDA device; this run trains on {device.type}")
+    if cuda_graph and not parallel.local:
+        raise ValueError("cuda_graph=True is for one process; data-parallel training steps eagerly")
+    return cuda_graph
+
+
+class StepLog:
+    """Each step's numbers, kept on the device and read back in one synchronization.
+
+    A row per step: the loss, the number of errors and the largest absolute value of every floating
+    parameter and buffer (BatchNorm statistics) after the update. Rows go to ``rows[count]``, with
+    ``count`` a device counter, so a captured CUDA graph writes them too; :meth:`read` returns them and
+    starts again. The verdicts read from them are :func:`loss_divergence` and :func:`non_finite_state`'s.
+    """
+
+    def __init__(self, model: nn.Module, capacity: int, device: torch.device) -> None:
+        named = [(n, t) for n, t in model.state_dict().items() if t.is_floating_point() and t.numel()]
+        groups: dict[torch.dtype, list[tuple[int, str, Tensor]]] = {}
+        for position, (name, tensor) in enumerate(named):
+            groups.setdefault(tensor.dtype, []).append((position, name, tensor))
+        self.groups = [[t for _, _, t in members] for members in groups.values()]
+        order = [(position, name) for members in groups.values() for position, name, _ in members]
+        self.positions, self.names = [p for p, _ in order], [n for _, n in order]
+        self.capacity = capacity
+        self.rows = torch.zeros(capacity, 2 + len(order), dtype=torch.float64, device=device)
+        self.count = torch.zeros(1, dtype=torch.long, device=device)
+
+    @torch.no_grad()
+    def record(self, loss: Tensor, logits: Tensor, yb: Tensor) -> None:
+        """Append this step's row (device operations only: no synchronization)."""
+        wrong = (logits.argmax(1) != yb).sum()
+        parts = [loss.detach().reshape(1).double(), wrong.reshape(1).double()]
+        parts += [torch.stack(torch._foreach_norm(g, math.inf)).double() for g in self.groups]
+        self.rows.index_copy_(0, self.count, torch.cat(parts).unsqueeze(0))
+        self.count += 1
+
+    def read(self, n: int) -> list[list[float]]:
+        """The first ``n`` rows as numbers (one synchronization); the log starts again."""
+        rows = self.rows[:n].tolist()
+        self.count.zero_()
+        return rows
+
+    def non_finite(self, row: list[float]) -> str | None:
+        """The first (in ``state_dict`` order) tensor a row finds non-finite, or ``None``."""
+        bad = [(p, n) for p, n, v in zip(self.positions, self.names, row[2:], strict=True) if not math.isfinite(v)]
+        return min(bad)[1] if bad else None
+
+
+class GraphedStep:
+    """The training step (forward, loss, backward, SGD update, the :class:`StepLog` row) as one CUDA graph.
+
+    The step reads its batch from static tensors and its learning rate from a device tensor, and updates
+    the optimizer's own momentum buffers (``torch._fused_sgd_``), so checkpoints are the optimizer's as
+    ever. The first steps run eagerly (the optimizer's first step makes its momentum buffers; then
+    :data:`GRAPH_WARMUP_STEPS`, on a side stream); a batch of another shape (an epoch's last, smaller
+    one) runs the same step eagerly. Off CUDA (the tests) the graph is never captured: every step is eager.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.SGD, log: StepLog, precision: str,
+                 channels_last: bool, batch_size: int, device: torch.device) -> None:  # fmt: skip
+        self.model, self.optimizer, self.log, self.device = model, optimizer, log, device
+        self.precision, self.channels_last, self.batch_size = precision, channels_last, batch_size
+        self.params = [p for group in optimizer.param_groups for p in group["params"]]
+        # CUDA's fused kernel reads the learning rate as float32 (the eager step rounds it there too).
+        self.lr, self.host_lr = torch.zeros((), dtype=torch.float32, device=device), None
+        self.capture = device.type == "cuda"
+        self.graph, self.static, self.eager_steps, self.buffers_ready = None, None, 0, False
+
+    def _update(self) -> None:
+        group = self.optimizer.param_groups[0]
+        buffers = [self.optimizer.state[p]["momentum_buffer"] for p in self.params] if group["momentum"] else []
+        torch._fused_sgd_(
+            self.params, [p.grad for p in self.params], buffers, weight_decay=group["weight_decay"],
+            momentum=group["momentum"], lr=self.lr, dampening=group["dampening"], nesterov=group["nesterov"],
+            maximize=group["maximize"], is_first_step=False,
+        )  # fmt: skip
+
+    def _step(self, x: Tensor, y: Tensor, first: bool = False) -> None:
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16", cache_enabled=False):
+            logits = self.model(x)
+        logits = logits.float()
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        self.optimizer.step() if first else self._update()
+        self.log.record(loss, logits, y)
+
+    def run(self, xb: Tensor, yb: Tensor, lr: float) -> None:
+        """One training step on ``(xb, yb)`` at learning rate ``lr`` (no host synchronization)."""
+        x = _to_device(xb, self.device, self.channels_last)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr  # what a checkpoint records, as the eager step does
+        if lr != self.host_lr:
+            self.lr.fill_(lr)
+            self.host_lr = lr
+        if self.graph is not None and x.shape == self.static[0].shape:
+            self.static[0].copy_(x)
+            self.static[1].copy_(yb)
+            self.graph.replay()
+            return
+        if not self.buffers_ready:  # the optimizer's first step makes its momentum buffers
+            momentum = self.optimizer.param_groups[0]["momentum"]
+            self.buffers_ready = not momentum or all("momentum_buffer" in self.optimizer.state[p] for p in self.params)
+        full = len(yb) == self.batch_size
+        ready = self.capture and self.graph is None and full and self.buffers_ready
+        if ready and self.eager_steps >= GRAPH_WARMUP_STEPS and self._capture(x, yb):
+            return self.run(xb, yb, lr)
+        self.optimizer.zero_grad(set_to_none=True)
+        with side_stream(self.device) if self.capture and self.graph is None else contextlib.nullcontext():
+            self._step(x, yb, first=not self.buffers_ready)  # warm-up on a side stream, as capture wants
+        self.eager_steps += 1
+
+    def _capture(self, x: Tensor, y: Tensor) -> bool:
+        """Capture the step on ``(x, y)``'s shapes (nothing runs); on failure, one warning line and eager steps."""
+        self.static = (x.clone(), y.clone())
+        self.optimizer.zero_grad(set_to_none=True)  # the graph's backward makes (static) gradients
+        try:
+            self.graph = capture_cuda_graph(lambda: self._step(*self.static))
+        except RuntimeError as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+            print(f"warning: CUDA graph capture failed ({reason}); training on eagerly (cuda_graph=False "
+                  "skips the attempt)", file=sys.stderr)  # fmt: skip
+            self.capture, self.static = False, None
+            return False
+        self.grads = [p.grad for p in self.params]  # the graph's gradients, kept alive with it
+        return True
+
+
+@contextlib.contextmanager
+def side_stream(device: torch.device) -> Iterator[None]:
+    """Run the block on a fresh CUDA stream that waits for, and is then waited for by, the current one."""
+    side, current = torch.cuda.Stream(device), torch.cuda.current_stream(device)
+    side.wait_stream(current)
+    with torch.cuda.stream(side):
+        yield
+    current.wait_stream(side)
+
+
+def capture_cuda_graph(step: Callable[[], None]) -> torch.cuda.CUDAGraph:
+    """``step`` captured as a CUDA graph: nothing runs until ``replay()``, which runs all of it in one launch."""
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph
+
+
+@dataclass
+class _Tally:
+    """One epoch's running numbers (and the global step)."""
+
+    step: int
+    lr: float | None = None
+    loss_sum: float = 0.0
+    wrong: int = 0
+    seen: int = 0
+
+    def add(self, loss_value: float, n_batch: int, n_wrong: int) -> None:
+        self.loss_sum, self.wrong = self.loss_sum + loss_value * n_batch, self.wrong + n_wrong
+        self.seen += n_batch
+
+
+@dataclass
+class _Run:
+    """What one ``fit`` call trains with (its epochs' loops read it)."""
+
+    model: nn.Module
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    recipe: Recipe
+    precision: str
+    device: torch.device
+    parallel: Parallelism
+    history: History
+    bar: tqdm
+    total_steps: int
+    log: StepLog | None = None
+    graphed: GraphedStep | None = None
+
+    def per_step_epoch(self, batches, t: _Tally) -> None:
+        """Every step's checks read back at once (the CPU's way, and data-parallel training's)."""
+        recipe, history, device, parallel = self.recipe, self.history, self.device, self.parallel
+        for batch in batches:
+            if t.step >= self.total_steps:
+                break
+            batch = parallel.shard(*batch)
+            if batch is None:
+                continue
+            xb, yb = batch
+            t.lr = recipe.lr_at(t.step, self.total_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = t.lr
+            with precision_autocast(self.precision, device):
+                logits = self.net(_to_device(xb, device, recipe.channels_last))
+            logits = logits.float()
+            loss = F.cross_entropy(logits, yb)
+            loss_value, n_batch, n_wrong = parallel.step_metrics(loss, logits, yb)
+            history.step_losses.append(loss_value)
+            reason = loss_divergence(loss_value, history.step_losses[0], recipe.divergence_factor)
+            if reason:
+                history.mark_diverged(t.step, reason)
+                break
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            bad = parallel.all_stop(non_finite_state(self.model), device)
+            if bad:
+                history.mark_diverged(t.step, f"non-finite values in {bad} after the step")
+            t.step += 1
+            t.add(loss_value, n_batch, n_wrong)
+            self.bar.update(1)
+            if history.diverged:
+                break
+            if t.step % 10 == 0:
+                self.bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{t.lr:.3g}")
+
+    def deferred_epoch(self, batches, t: _Tally) -> None:
+        """Steps without host synchronization: the checks stay on the device and are read back every
+        ``log.capacity`` steps and at the epoch's end, then judged step by step as :meth:`per_step_epoch`
+        judges them (a diverged run stops at the same step; its weights are those of the read-back)."""
+        recipe, log, pending = self.recipe, self.log, []
+        for xb, yb in batches:
+            at = t.step + len(pending)
+            if at >= self.total_steps:
+                break
+            lr = recipe.lr_at(at, self.total_steps)
+            if self.graphed is not None:
+                self.graphed.run(xb, yb, lr)
+            else:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                with precision_autocast(self.precision, self.device):
+                    logits = self.model(_to_device(xb, self.device, recipe.channels_last))
+                logits = logits.float()
+                loss = F.cross_entropy(logits, yb)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                log.record(loss, logits, yb)
+            pending.append((at, lr, len(yb)))
+            self.bar.update(1)
+            if len(pending) == log.capacity:
+                if self._judge(pending, t):
+                    return
+                pending = []
+        self._judge(pending, t)
+
+    def _judge(self, pending: list[tuple[int, float, int]], t: _Tally) -> bool:
+        """Read the log back and apply the per-step rules in order; True when the run diverged."""
+        if not pending:
+            return False
+        history, factor = self.history, self.recipe.divergence_factor
+        for (at, lr, n_batch), row in zip(pending, self.log.read(len(pending)), strict=True):
+            t.lr, loss_value = lr, row[0]
+            history.step_losses.append(loss_value)
+            reason = loss_divergence(loss_value, history.step_losses[0], factor)
+            if reason:
+                history.mark_diverged(at, reason)
+                return True
+            bad = self.log.non_finite(row)
+            if bad:
+                history.mark_diverged(at, f"non-finite values in {bad} after the step")
+            t.step = at + 1
+            t.add(loss_value, n_batch, int(row[1]))
+            if history.diverged:
+                return True
+        self.bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{t.lr:.3g}")
+        return False
+
+
 def fit(
     model: nn.Module,
     data: ImageDataset,
@@ -307,6 +607,8 @@ def fit(
     device: torch.device | str | None = None,
     stop_after_epochs: int | None = None,
     parallel: Parallelism | None = None,
+    check_every: int | None = None,
+    cuda_graph: bool | None = None,
 ) -> History:
     """Train ``model`` on ``data.train_*`` with ``recipe``; evaluate on ``data.test_*`` each epoch.
 
@@ -323,6 +625,13 @@ def fit(
     training loss above ``recipe.divergence_factor`` times the first one, or a NaN or infinity in
     the parameters or BatchNorm statistics (checked after every step).
 
+    ``check_every``: steps between read-backs of those checks (default: 1 on the CPU, every step as
+    always; :data:`GPU_CHECK_EVERY` on a GPU, where a read-back stalls the device). Above 1 the checks
+    are computed on the device every step (:class:`StepLog`) and read back every ``check_every`` steps
+    and at each epoch's end: the verdict, its step and the history are the same; a diverged run's
+    weights are those of the read-back. ``cuda_graph``: replay the training step as a CUDA graph
+    (:class:`GraphedStep`; default: on a GPU in one process, never on the CPU; ``False`` turns it off).
+
     ``parallel`` spreads the run over processes (default: this one alone, :class:`Parallelism`);
     :class:`resnet_lib.distributed.DataParallel` trains data-parallel under ``torchrun``, with a
     history that means what a single-process one means. Only its main process shows progress,
@@ -332,6 +641,8 @@ def fit(
     seed = check_seed(seed)
     parallel = parallel or Parallelism()
     device = parallel.place(torch.device(device) if device is not None else default_device())
+    every = check_interval(check_every, device, parallel)
+    graph = use_cuda_graph(cuda_graph, device, parallel)
     parallel.check_data(data, device)
     precision = resolve_precision(recipe.precision, device)
     model.to(device)
@@ -353,48 +664,25 @@ def fit(
         history, step, start_epoch = History.from_dict(state["history"]), state["step"], state["epoch"]
     factor = recipe.divergence_factor
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
-    net = parallel.wrap(model, device)
     show = progress and parallel.is_main
     bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not show, leave=False, unit="step")
+    run = _Run(model, parallel.wrap(model, device), optimizer, recipe, precision, device, parallel, history, bar,
+               total_steps)  # fmt: skip
+    if every > 1 or graph:
+        run.log = StepLog(model, every, device)
+        if graph:
+            run.graphed = GraphedStep(model, optimizer, run.log, precision, recipe.channels_last, recipe.batch_size,
+                                      device)  # fmt: skip
+    epoch_loop = run.deferred_epoch if run.log is not None else run.per_step_epoch
     model.train()
+    lr = None
     for epoch in range(start_epoch, recipe.epochs):
         if step >= total_steps or history.diverged:
             break
         gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
-        started, loss_sum, wrong, seen = time.perf_counter(), 0.0, 0, 0
-        for batch in iterate_batches(train_x, train_y, recipe.batch_size, gen, augment=recipe.augment):
-            if step >= total_steps:
-                break
-            batch = parallel.shard(*batch)
-            if batch is None:
-                continue
-            xb, yb = batch
-            lr = recipe.lr_at(step, total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with precision_autocast(precision, device):
-                logits = net(_to_device(xb, device, recipe.channels_last))
-            logits = logits.float()
-            loss = F.cross_entropy(logits, yb)
-            loss_value, n_batch, n_wrong = parallel.step_metrics(loss, logits, yb)
-            history.step_losses.append(loss_value)
-            reason = loss_divergence(loss_value, history.step_losses[0], factor)
-            if reason:
-                history.mark_diverged(step, reason)
-                break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            bad = parallel.all_stop(non_finite_state(model), device)
-            if bad:
-                history.mark_diverged(step, f"non-finite values in {bad} after the step")
-            step += 1
-            loss_sum, wrong, seen = loss_sum + loss_value * n_batch, wrong + n_wrong, seen + n_batch
-            bar.update(1)
-            if history.diverged:
-                break
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.3g}")
+        started, tally = time.perf_counter(), _Tally(step, lr)
+        epoch_loop(iterate_batches(train_x, train_y, recipe.batch_size, gen, augment=recipe.augment), tally)
+        step, lr, loss_sum, wrong, seen = tally.step, tally.lr, tally.loss_sum, tally.wrong, tally.seen
         test_loss, test_error = parallel.evaluate(model, data.test_x, data.test_y, recipe.channels_last, precision)
         history.epochs.append(
             {
