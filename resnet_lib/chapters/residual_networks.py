@@ -149,7 +149,7 @@ def seed_comparison(first: Sequence[float], second: Sequence[float], names: tupl
     return verdict.words(
         f"{a} ends with a lower {measure} than {b} {verdict.basis}, {size} {shown}",
         f"{a} ends with a higher {measure} than {b} {verdict.basis}, {size} {shown}",
-        f"this run does not order {a} and {b} in {measure} ({verdict.basis}) {shown}",
+        f"this run does not order {a} and {b} in {measure} ({verdict.basis}: {shown[1:]}",
     )
 
 
