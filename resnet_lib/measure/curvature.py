@@ -11,7 +11,7 @@ loss is convex-looking, large where it curves down about as strongly as it curve
 * :class:`CurvatureMap` counts the points above a stated threshold (:data:`NONCONVEX_RATIO`);
 * :func:`compare_at_matched_loss` compares two maps only at grid points whose loss both nets reach, so that
   a net is not called less convex merely for sitting higher up the slope;
-* :func:`minimizer_words` calls a point a minimizer only where its gradient is small (:data:`DESCENT_TOLERANCE`).
+* :func:`minimizer_words` calls a point a minimizer only where its gradient is small (:data:`GRADIENT_TOLERANCE`).
 """
 
 from __future__ import annotations
@@ -32,10 +32,12 @@ from resnet_lib.measure.verdicts import UNRESOLVED, Verdict, compare_to_referenc
 #: (blue, "convex-looking") upward without a cut; ReLU nets' Hessians always hold a few small negative
 #: eigenvalues, so a cut above zero is needed to ask "how much of the plane is non-convex" at all.
 NONCONVEX_RATIO = 0.1
-#: A point is called a minimizer only where one gradient step could lower the loss by less than this
-#: (nats): ``||g||^2 / (2 lambda_max) < DESCENT_TOLERANCE``, the least a step of ``1 / lambda_max`` gains
-#: on a quadratic whose largest curvature is ``lambda_max``.
-DESCENT_TOLERANCE = 0.01
+#: A point is called a minimizer only where the norm of the loss's gradient (over the weights the Hessian is
+#: taken over) is below this. A converged ResNet-56's gradient on 64-512 CIFAR-10 photos is 0.01-0.02, about
+#: its own sampling noise; the budget nets' are tens to hundreds of times larger: any cut from 0.05 to 1 splits
+#: them the same way. (A cut relative to the curvature, ``||g||^2 / (2 lambda_max)``, was tried and rejected:
+#: a sharp point with a large gradient passes it.)
+GRADIENT_TOLERANCE = 0.1
 #: A matched-loss comparison needs at least this many grid points of each net at the common loss level.
 MIN_MATCHED_POINTS = 2
 
@@ -188,29 +190,18 @@ def compare_at_matched_loss(
     return MatchedComparison(band, counts, points, tolerance, verdict, threshold)
 
 
-def gradient_threshold(lambda_max: float, tolerance: float = DESCENT_TOLERANCE) -> float:
-    """The gradient norm below which a point is called a minimizer: ``sqrt(2 * tolerance * lambda_max)``."""
-    if not lambda_max > 0:
-        raise ValueError(f"a minimizer needs a positive largest curvature, got lambda_max = {lambda_max!r}")
-    return math.sqrt(2 * tolerance * lambda_max)
+def minimizer_verdict(gradient_norm: float, tolerance: float = GRADIENT_TOLERANCE) -> Verdict:
+    """``ahead`` where the gradient norm is below ``tolerance`` (a minimizer), else ``behind``."""
+    return compare_to_reference(gradient_norm, tolerance, 0.0, better="lower")
 
 
-def minimizer_verdict(gradient_norm: float, lambda_max: float, tolerance: float = DESCENT_TOLERANCE) -> Verdict:
-    """``ahead`` where the gradient norm is below :func:`gradient_threshold` (a minimizer), else ``behind``."""
-    if lambda_max <= 0:
-        return Verdict("behind", f"lambda_max = {lambda_max:.3g} is not positive")
-    return compare_to_reference(gradient_norm, gradient_threshold(lambda_max, tolerance), 0.0, better="lower")
-
-
-def minimizer_words(gradient_norm: float, lambda_max: float, tolerance: float = DESCENT_TOLERANCE) -> str:
-    """``"a minimizer"`` where the gradient is below :func:`gradient_threshold`, else ``"the trained point"``."""
-    return minimizer_verdict(gradient_norm, lambda_max, tolerance).words(
-        "a minimizer", "the trained point", "the trained point"
-    )
+def minimizer_words(gradient_norm: float, tolerance: float = GRADIENT_TOLERANCE) -> str:
+    """``"a minimizer"`` where the gradient norm is below ``tolerance``, else ``"the trained point"``."""
+    return minimizer_verdict(gradient_norm, tolerance).words("a minimizer", "the trained point", "the trained point")
 
 
 __all__ = [
-    "DESCENT_TOLERANCE",
+    "GRADIENT_TOLERANCE",
     "MIN_MATCHED_POINTS",
     "NONCONVEX_RATIO",
     "CurvatureMap",
@@ -218,7 +209,6 @@ __all__ = [
     "compare_at_matched_loss",
     "curvature_map",
     "curvature_ratio",
-    "gradient_threshold",
     "matched_band",
     "minimizer_verdict",
     "minimizer_words",
