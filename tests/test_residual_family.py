@@ -106,6 +106,20 @@ def test_the_family_table_is_measured_on_the_built_nets():
     assert rows[1]["parameters"] == 11_689_512 and rows[3]["parameters"] == 25_557_032
 
 
+def test_resnet50_is_v1_5_like_torchvisions_and_resnet18_uses_option_b_shortcuts():
+    # chapter 8 says so in its prose: torchvision's bottleneck downsamples in its 3x3 convolution ("v1.5"), not in the
+    # first 1x1 as He et al. did, and torchvision's ResNet-18/34 use option B (a 1x1 projection), not the paper's A
+    import torchvision
+
+    ours, theirs = imagenet_resnet(50), torchvision.models.resnet50(weights=None)
+    for net in (ours, theirs):
+        first = net.layer2[0]
+        assert first.conv1.stride == (1, 1) and first.conv2.stride == (2, 2)
+    shortcut = imagenet_resnet(18).layer2[0].shortcut
+    assert any(isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) for m in shortcut.modules())
+    assert isinstance(torchvision.models.resnet18(weights=None).layer2[0].downsample[0], nn.Conv2d)
+
+
 def test_every_profile_names_known_kinds_and_a_clear_error_for_others():
     for profile in PROFILES.values():
         spec = profile.residual_family

@@ -212,7 +212,8 @@ def _stage_layout(net) -> list[tuple[int, int]]:
 
 
 def family_table(cifar_depth: int = 20, cifar_image: int = 32, imagenet_image: int = 224) -> list[dict]:
-    """Chapter 5's CIFAR ResNet beside ResNet-18/34/50: layout, shortcuts, multiply-adds per image, parameters.
+    """Chapter 5's CIFAR ResNet beside torchvision's ResNet-18/34/50: layout, shortcuts, multiply-adds per image,
+    parameters.
 
     Everything is read off or measured on the built networks (:func:`multiply_adds` runs one image through).
     """
@@ -237,9 +238,9 @@ def family_table(cifar_depth: int = 20, cifar_image: int = 32, imagenet_image: i
                 "net": f"ResNet-{depth}",
                 "image": f"{imagenet_image}×{imagenet_image}",
                 "stem": "7×7 conv /2, 64; 3×3 max-pool /2",
-                "block": "basic (3×3, 3×3)" if block == "basic" else "bottleneck (1×1, 3×3, 1×1 ×4)",
+                "block": "basic (3×3, 3×3)" if block == "basic" else "bottleneck (1×1, 3×3 /2, 1×1 ×4; v1.5)",
                 "stages": _stage_layout(net),
-                "shortcut": "identity; B (1×1 conv + BN) where the shape changes",
+                "shortcut": "identity; B (1×1 conv + BN) where the shape changes (torchvision; the paper: A at 18/34)",
                 "multiply_adds": multiply_adds(net, imagenet_image),
                 "parameters": count_parameters(net),
             }

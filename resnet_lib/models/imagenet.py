@@ -1,8 +1,10 @@
-"""The ImageNet ResNets of He et al. (2016), Table 1, built from this library's blocks.
+"""The ImageNet ResNets of He et al. (2016), Table 1, as torchvision builds them, from this library's blocks.
 
 ResNet-18 and -34 stack the CIFAR nets' :class:`BasicBlock` with option-B (1x1 projection)
-shortcuts; ResNet-50 stacks :class:`Bottleneck` blocks (1x1 reduce, 3x3, 1x1 expand by 4). A 7x7
-stride-2 stem and a 3x3 stride-2 max-pool come first; four stages of 64, 128, 256 and 512 filters
+shortcuts where the shape changes, as torchvision does; He et al. trained the ResNet-18/34 of their
+Table 2 with option-A (zero-padding) shortcuts, compared A, B and C on ResNet-34 (Table 3), and used B
+from ResNet-50 on. ResNet-50 stacks :class:`Bottleneck` blocks (1x1 reduce, 3x3, 1x1 expand by 4). A
+7x7 stride-2 stem and a 3x3 stride-2 max-pool come first; four stages of 64, 128, 256 and 512 filters
 follow. The layers and their names are torchvision's (``conv1``, ``layer1.0.conv1``, ...), except
 that a block's projection is called ``shortcut`` here and ``downsample`` there: see
 :func:`load_torchvision_state`. Like torchvision's, a bottleneck downsamples in its 3x3
@@ -23,7 +25,8 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
 
 
 class Bottleneck(nn.Module):
-    """1x1 conv to ``width`` filters, 3x3 conv, 1x1 conv to ``4 * width``; BN after each; ReLU after the sum."""
+    """1x1 conv to ``width`` filters, 3x3 conv (with the stride: "v1.5"), 1x1 conv to ``4 * width``; BN after each;
+    ReLU after the sum."""
 
     expansion = 4
 
