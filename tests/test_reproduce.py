@@ -80,6 +80,11 @@ def test_help_documents_every_option(capsys):
         (["--width", "100000"], "expected a number from 1 to 256, got 100000"),
         (["--seeds", str(2**63 - 1)], "expected a number from 0 to 4294967295, got 9223372036854775807"),
         (["--rendezvous-timeout", "0"], "expected a positive number"),
+        # Issue 34: several runs at once.
+        (["--runs-per-gpu", "0"], "argument --runs-per-gpu: expected a number >= 1, got 0"),
+        (["--runs-per-gpu", "33"], "expected a number from 1 to 32, got 33"),
+        (["--runs-per-gpu", "two"], "expected a whole number, got 'two'"),
+        (["--worker", "2/2"], "expected I/N with 0 <= I < N, got '2/2'"),
     ],
 )
 def test_bad_options_get_one_clear_line(argv, message, capsys, tmp_path):
@@ -557,3 +562,65 @@ def test_ranks_with_different_data_stop_before_training(tmp_path):
     assert lines[0] == lines[1] and len(lines[0]) == 1, lines
     assert lines[0][0].startswith("rank 1 of 2 loaded other data than rank 0 (procedural stand-in")
     assert "64/0/32 images" in lines[0][0] and "every process must load the same dataset" in lines[0][0]
+
+
+# ----------------------------------------------------------------------------- issue 34: several runs at once
+
+
+@pytest.mark.slow
+def test_runs_per_gpu_on_the_cpu_trains_each_run_as_one_process_would(tmp_path, capfd):
+    """--runs-per-gpu 2 on the CPU: two worker processes share the four runs; the files, configurations,
+    commands and histories (bit for bit) are those of the one-process sweep, and the summary is written once."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    _sweep(one, "--seeds", "0", "1")
+    capfd.readouterr()
+    _sweep(two, "--seeds", "0", "1", "--runs-per-gpu", "2")
+    out = capfd.readouterr().out  # the workers' lines too (file descriptors)
+    assert "2 processes on the CPU (2 per device) train 4 runs" in out and "4 of 4 runs finished" in out
+    assert out.count(" trained, 0 finished before") == 2 and out.count("wrote ") == 3, "two workers, one summary"
+    assert sorted(p.name for p in (two / "runs").iterdir()) == sorted(p.name for p in (one / "runs").iterdir())
+    for name in ("summary.md", "summary.csv", "fig6.png", "sweep.json"):
+        assert (two / name).exists()
+    for path in (one / "runs").glob("*.json"):
+        a, b = json.loads(path.read_text()), json.loads((two / "runs" / path.name).read_text())
+        assert (
+            a["config"] == b["config"]
+            and a["command"].replace(str(one), str(two)) + " --runs-per-gpu 2" == (b["command"])
+        )
+        assert _history_without_times(path) == _history_without_times(two / "runs" / path.name)
+    # Run again: every run is read back by its worker, none trained.
+    _sweep(two, "--seeds", "0", "1", "--runs-per-gpu", "2")
+    out = capfd.readouterr().out
+    assert out.count("0 trained, 2 finished before") == 2 and "4 of 4 runs finished" in out
+
+
+def test_each_worker_trains_its_share_and_writes_no_summary(tmp_path, monkeypatch, capsys):
+    import resnet_lib.reproduce.sweep as sweep
+
+    trained = []
+    monkeypatch.setattr(sweep, "train_run", lambda plan, f, d, s, *rest: trained.append((f, d, s)))
+    out = tmp_path / "out"
+    assert rp.main([*TINY, "--seeds", "0", "1", "2", "--out", str(out), "--no-progress", "--worker", "1/2"]) == 0
+    assert trained == [("plain", 8, 1), ("residual", 8, 0), ("residual", 8, 2)]  # runs 1, 3, 5 of 6
+    assert not (out / "summary.md").exists() and not (out / ".lock").exists()  # the parent's business
+    assert "worker 2 of 2: 0 trained" in capsys.readouterr().out
+
+
+def test_runs_per_gpu_under_torchrun_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(SystemExit) as exit_:
+        rp.main([*TINY, "--out", str(tmp_path / "out"), "--runs-per-gpu", "2"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--runs-per-gpu trains whole runs side by side; under torchrun" in err[0]
+
+
+@pytest.mark.parametrize(("extra", "expected"), [([], None), (["--no-cuda-graph"], False)])
+def test_no_cuda_graph_reaches_fit(tmp_path, monkeypatch, extra, expected):
+    import resnet_lib.reproduce.sweep as sweep
+
+    seen, fit = [], sweep.fit
+    monkeypatch.setattr(sweep, "fit", lambda *a, **k: seen.append(k["cuda_graph"]) or fit(*a, **k))
+    _sweep(tmp_path / "out", "--families", "residual", *extra)
+    assert seen == [expected]

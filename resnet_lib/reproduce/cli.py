@@ -17,18 +17,20 @@ from resnet_lib.distributed import (
     RENDEZVOUS_ENV,
     collective_failure,
     init_distributed,
+    launched_by_torchrun,
     shutdown,
 )
 from resnet_lib.models import FAMILIES, blocks_per_stage
 from resnet_lib.profiles import PROFILES
 from resnet_lib.recipe import PRECISIONS
 from resnet_lib.reproduce.plan import make_plan
-from resnet_lib.reproduce.sweep import run_sweep
+from resnet_lib.reproduce.sweep import WORKER_OPTIONS, parse_worker, run_in_processes, run_sweep
 from resnet_lib.training import MAX_SEED
 
 #: Sane ranges of the options that would otherwise fail deep inside training (or overflow).
 MAX_LR = 1000.0
 MAX_WIDTH = 256
+MAX_RUNS_PER_GPU = 32
 
 EPILOG = """\
 output (in --out):
@@ -49,6 +51,15 @@ discarded with one warning line and the run starts again.
 divergence: a run whose training, test or validation loss becomes non-finite, whose training loss
 exceeds the recipe's divergence_factor (100) times its first one, or whose weights or BatchNorm
 statistics hold a NaN or infinity, stops there; the summary lists it as diverged, not averaged.
+
+several runs at once (--runs-per-gpu K): K processes share each visible GPU (or the CPU), each
+training its share of the runs and writing their results files as one process would; small nets
+leave a GPU idle between launches, and K runs fill it. Each run is trained exactly as alone.
+  python -m resnet_lib.reproduce --profile full --runs-per-gpu 4 --out results/full
+(the processes are this command again with --worker I/N: the runs I, I+N, ... and no summary.)
+
+on a GPU each training step is replayed as one CUDA graph and the divergence checks are read back
+every 50 steps (the verdict and its step are the same); --no-cuda-graph steps eagerly instead.
 
 several GPUs or machines (PyTorch's DistributedDataParallel; NCCL on GPUs, gloo on CPU):
   torchrun --standalone --nproc-per-node 4 -m resnet_lib.reproduce --profile full
@@ -235,6 +246,20 @@ def build_parser() -> argparse.ArgumentParser:
         "plot removed, when there are none)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--runs-per-gpu",
+        type=_int_between(1, MAX_RUNS_PER_GPU),
+        default=1,
+        metavar="K",
+        help=f"train K runs at once on each visible GPU (on the CPU: K processes), 1 to {MAX_RUNS_PER_GPU}; "
+        "each process writes its own runs' results files (default 1; not under torchrun)",
+    )
+    run.add_argument(
+        "--no-cuda-graph",
+        action="store_true",
+        help="on a GPU, step eagerly instead of replaying each training step as a CUDA graph",
+    )
+    run.add_argument("--worker", type=parse_worker, default=None, help=argparse.SUPPRESS)  # set by --runs-per-gpu
     return p
 
 
@@ -246,11 +271,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    args.command = " ".join(["python -m resnet_lib.reproduce", *map(shlex.quote, argv)])
+    own = argv[: -len(WORKER_OPTIONS) - 1] if args.worker is not None else argv  # a worker: the parent's command
+    args.command = " ".join(["python -m resnet_lib.reproduce", *map(shlex.quote, own)])
     try:
         plan = make_plan(args)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.runs_per_gpu > 1 and args.worker is None and not args.summary_only:
+        if launched_by_torchrun():
+            parser.error("--runs-per-gpu trains whole runs side by side; under torchrun each run is spread over the "
+                         "processes instead: use one or the other")  # fmt: skip
+        try:
+            return run_in_processes(plan, args, own)
+        except (ValueError, OSError) as exc:
+            print(f"{parser.prog}: error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+            return 2
     try:
         world = init_distributed(args.device, rendezvous_timeout=args.rendezvous_timeout)
     except ValueError as exc:
@@ -273,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if world.is_main:
         print(
-            f"{counts['trained']} trained, {counts['finished_before']} finished before, "
+            ("" if args.worker is None else f"worker {args.worker[0] + 1} of {args.worker[1]}: ")
+            + f"{counts['trained']} trained, {counts['finished_before']} finished before, "
             f"{counts['interrupted']} interrupted; results in {plan.out}"
         )
     return 0

@@ -6,6 +6,8 @@ import argparse
 import fcntl
 import math
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -15,7 +17,7 @@ from pathlib import Path
 import torch
 
 from resnet_lib.data import DatasetNotFoundError, ImageDataset, load_dataset
-from resnet_lib.distributed import World, barrier, broadcast_object, first_error
+from resnet_lib.distributed import World, barrier, broadcast_object, first_error, resolve_device
 from resnet_lib.full_results import load_runs
 from resnet_lib.models import cifar_net, count_parameters
 from resnet_lib.reproduce.plan import Plan, run_name
@@ -55,6 +57,7 @@ def train_run(
         device=world.device,
         stop_after_epochs=args.stop_after_epochs,
         parallel=world.parallelism(),
+        cuda_graph=False if getattr(args, "no_cuda_graph", False) else None,
     )
     total = recipe.total_steps(math.ceil(len(data.train_y) / recipe.batch_size))
     done = history.diverged or bool(
@@ -205,7 +208,10 @@ def _on_main(world: World, action) -> None:
 
 def run_sweep(plan: Plan, world: World, args: argparse.Namespace) -> dict:
     """Train every run of ``plan`` not already finished; rank 0 holds the folder's lock, writes results and
-    the summary."""
+    the summary. A worker of :func:`run_in_processes` (``args.worker``) trains its share of the runs alone:
+    its parent holds the lock and writes the summary."""
+    if getattr(args, "worker", None) is not None:
+        return _run_sweep_locked(plan, world, args)
     with ExitStack() as stack:
         _on_main(world, lambda: stack.enter_context(folder_lock(plan.out)))
         return _run_sweep_locked(plan, world, args)
@@ -219,7 +225,11 @@ def _run_sweep_locked(plan: Plan, world: World, args: argparse.Namespace) -> dic
     counts = {"finished_before": 0, "trained": 0, "interrupted": 0}
     data: ImageDataset | None = None
     planned = plan.runs()
+    worker = getattr(args, "worker", None)
+    mine = set(planned if worker is None else planned[worker[0] :: worker[1]])
     for i, (family, depth, seed) in enumerate(planned, start=1):
+        if (family, depth, seed) not in mine:
+            continue
         name = run_name(family, depth, seed)
         state = None
         if world.is_main:
@@ -253,6 +263,22 @@ def _run_sweep_locked(plan: Plan, world: World, args: argparse.Namespace) -> dic
                 + (f"; {history.divergence_line('it')}" if history.diverged else "")
             )
         barrier(world)
+    if worker is not None:
+        return counts
+    written = _summarize(plan, world, args, data, say)
+    for path in written:
+        say(f"wrote {path}")
+    if args.summary_only and not written:
+        raise ValueError(
+            f"--summary-only: {plan.store.directory} holds no finished runs of this sweep; removed its stale "
+            "summary.md, summary.csv and fig6.png"
+        )
+    return counts
+
+
+def _summarize(plan: Plan, world: World, args: argparse.Namespace, data: ImageDataset | None, say) -> list[str]:
+    """Rank 0 writes the summary and figure from the finished runs (and ``sweep.json`` when nothing was trained
+    here); the paths written, on every rank."""
     outcome: list[str] | str = []
     if world.is_main:
         try:
@@ -266,15 +292,72 @@ def _run_sweep_locked(plan: Plan, world: World, args: argparse.Namespace) -> dic
     outcome = broadcast_object(outcome, world)
     if isinstance(outcome, str):
         raise ValueError(outcome)
-    written = outcome
-    for path in written:
-        say(f"wrote {path}")
-    if args.summary_only and not written:
-        raise ValueError(
-            f"--summary-only: {plan.store.directory} holds no finished runs of this sweep; removed its stale "
-            "summary.md, summary.csv and fig6.png"
+    return outcome
+
+
+# ----------------------------------------------------------------------------- several runs at once
+
+#: What :func:`run_in_processes` appends to its workers' command line (then ``I/N``).
+WORKER_OPTIONS = ("--no-progress", "--worker")
+
+
+def parse_worker(text: str) -> tuple[int, int]:
+    """``"I/N"``: worker ``I`` (0-based) of ``N``; an ``argparse`` error otherwise."""
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, got {text!r}")
+    return int(index), int(count)
+
+
+def worker_devices(device: str) -> list[str | None]:
+    """The GPUs the workers share out (``CUDA_VISIBLE_DEVICES`` entries), or ``[None]`` for the CPU."""
+    if resolve_device(device).type != "cuda":
+        return [None]
+    visible = [g.strip() for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+    return (visible or [str(i) for i in range(torch.cuda.device_count())])[: torch.cuda.device_count()]
+
+
+def run_in_processes(plan: Plan, args: argparse.Namespace, argv: list[str]) -> int:
+    """``--runs-per-gpu K``: K worker processes per visible GPU (K on the CPU) train the runs of ``plan``
+    side by side, worker ``i`` of ``N`` the runs ``i, i+N, ...`` (each as it would be trained alone, and
+    written by its worker); this process holds the folder's lock, then writes the summary. 0 when every
+    worker succeeded, else 2 with one line naming the failed ones (their runs resume on the next call)."""
+    gpus = worker_devices(args.device)
+    n = min(args.runs_per_gpu * len(gpus), len(plan.runs()))
+    where = f"{len(gpus)} GPU(s)" if gpus[0] is not None else "the CPU"
+    with folder_lock(plan.out):
+        _check_sweep_folder(plan, summary_only=False)
+        print(f"{n} processes on {where} ({args.runs_per_gpu} per device) train {len(plan.runs())} runs", flush=True)
+        procs: list[subprocess.Popen] = []
+        try:
+            for i in range(n):
+                env = dict(os.environ)
+                if gpus[i % len(gpus)] is not None:
+                    env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+                elif "OMP_NUM_THREADS" not in env:  # the cores shared out, not each worker taking them all
+                    env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // n))
+                cmd = [sys.executable, "-m", "resnet_lib.reproduce", *argv, *WORKER_OPTIONS, f"{i}/{n}"]
+                procs.append(subprocess.Popen(cmd, env=env))
+            codes = [p.wait() for p in procs]
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.terminate()
+                    p.wait()
+        world = World(0, 1, 0, resolve_device(args.device), None)
+        for path in _summarize(plan, world, args, None, print):
+            print(f"wrote {path}")
+    finished = {(r.family, r.depth, r.seed) for r in load_runs(plan.out, quiet=True)}
+    print(f"{sum(run in finished for run in plan.runs())} of {len(plan.runs())} runs finished; results in {plan.out}")
+    failed = [f"{i + 1} (exit code {code})" for i, code in enumerate(codes) if code]
+    if failed:
+        print(
+            f"python -m resnet_lib.reproduce: error: worker {', '.join(failed)} of {n} failed (its message is "
+            "above); run the same command again to resume",
+            file=sys.stderr,
         )
-    return counts
+        return 2
+    return 0
 
 
 def _load_data(plan: Plan, world: World) -> ImageDataset:
