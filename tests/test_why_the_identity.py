@@ -51,7 +51,8 @@ def test_with_the_branch_on_the_scaled_shortcut_is_no_longer_lambda_to_the_k(ima
 
 
 @pytest.mark.parametrize(
-    ("kind", "bias", "decades"), [("exclusive_gating", -6.0, 0.01), ("shortcut_gating", 0.0, 0.15)]
+    ("kind", "bias", "decades"),
+    [("exclusive_gating", -6.0, 0.01), ("shortcut_gating", 0.0, 0.15), ("shortcut_gating", -6.0, 0.01)],
 )
 def test_gating_follows_the_product_of_one_minus_g(images, kind, bias, decades):
     """At the chapter's width (16); the gate's own derivative, which the derivation leaves out, grows with ``x``."""
@@ -59,6 +60,23 @@ def test_gating_follows_the_product_of_one_minus_g(images, kind, bias, decades):
         net = _stack(kind, gate_bias=bias, seed=seed, width=16)
         gap = wi.log_gap(wi.gradient_ratios(net, images), wi.derived_ratios(net, images)["central"])
         assert gap.max() < decades, (seed, gap)
+
+
+@pytest.mark.parametrize("kind", ["exclusive_gating", "shortcut_gating"])
+def test_a_gated_block_computes_he_et_al_s_formula(images, kind):
+    torch.manual_seed(0)
+    block = ShortcutBlock(3, kind, gate_bias=-1.0).train()
+    with torch.no_grad():
+        g, f = block.gate(images), block.branch(images)
+        expected = (1 - g) * images + (g * f if kind == "exclusive_gating" else f)
+        torch.testing.assert_close(block(images), expected)
+
+
+def test_exclusive_gating_at_minus_6_keeps_its_branches_out_at_initialization(images):
+    """Its gates multiply the branches by about sigmoid(-6): with them on, the ratio stays near the shortcut's."""
+    net = _stack("exclusive_gating", zero_branch=False, gate_bias=-6.0, width=16)
+    gap = wi.log_gap(wi.gradient_ratios(net, images), wi.derived_ratios(net, images)["central"])
+    assert gap.max() < 0.05, gap
 
 
 def test_gates_start_at_their_bias(images):
