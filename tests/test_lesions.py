@@ -246,6 +246,8 @@ def test_budget_reading_says_cheap_and_downsampling_or_the_opposite():
     assert one.cheap_in_every_seed and one.downsampling_verdict().direction == "behind"
     assert not one.downsampling_stands_out and "block 1 (not a downsampling block" in one.costliest_sentence()
     assert one.lead_sentence("Veit et al.").startswith("One of the two readings")
+    near = _budget([_study(0.5, _CHEAP_DOWN, _RISING)] * 2, plain_single=0.52)  # plain costlier, yet near
+    assert near.plain_verdict().direction == "ahead" and "but not more than 15% of the way" in near.plain_sentence()
     mixed = _budget([_study(0.5, _CHEAP_DOWN, _RISING), _study(0.5, _COSTLY_FIRST, _RISING)])
     assert "in 1 of the 2 seeds" in mixed.cheap_sentence()
     assert mixed.downsampling_verdict().direction == "unresolved" and "seeds disagree" in mixed.costliest_sentence()

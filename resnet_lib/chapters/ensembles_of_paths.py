@@ -541,12 +541,21 @@ class BudgetReading:
         return compare_seeds(self.median_share, self.plain_way, better="lower")
 
     def plain_sentence(self) -> str:
-        return self.plain_verdict().words(
-            f"{self.plain_label} is the opposite (paired by seed, {self.plain_verdict().basis} one deletion takes it "
-            f"further towards chance than {self.label}'s median one)",
-            f"{self.plain_label} is not the opposite: in each seed its deletions go less of the way to chance than "
-            f"{self.label}'s median one",
-            f"{self.plain_label} and {self.label} cannot be told apart by seed ({self.plain_verdict().basis})",
+        """Whether the plain net is the opposite: far towards chance after one deletion, and further than ResNet."""
+        paired = self.plain_verdict()
+        far = all(compare_to_reference(w, 0.0, CHEAP_SHARE, better="lower").direction == BEHIND for w in self.plain_way)
+        share = f"{100 * CHEAP_SHARE:.0f}%"
+        if paired.direction == AHEAD and far:
+            return (
+                f"{self.plain_label} is the opposite: {paired.basis}, one deletion takes it more than {share} of the "
+                f"way to chance and further than {self.label}'s median one"
+            )
+        return paired.words(
+            f"{self.plain_label}'s deletions go further towards chance than {self.label}'s median one {paired.basis}, "
+            f"but not more than {share} of the way in every seed",
+            f"{self.plain_label} is not the opposite: {paired.basis} its deletions go less of the way to chance "
+            f"than {self.label}'s median one",
+            f"{self.plain_label}'s deletions and {self.label}'s cannot be told apart by seed ({paired.basis})",
         )
 
     @property
