@@ -169,3 +169,105 @@ def test_architecture_rows_read_the_book_nets_and_torchvision_off_the_models():
     assert r18["params"] == 11_689_512 and r50["params"] == 25_557_032  # torchvision's documented sizes
     text = dg.format_architectures(list(rows.values()))
     assert "11,689,512" in text and "bottleneck" in text
+
+
+def _fake_runs(label: str, depth: int, steps: int, train_errors: tuple[float, ...]) -> list:
+    """Stand-ins for CifarRun with only what the control reads: label, depth, seed and the final epoch."""
+    from types import SimpleNamespace
+
+    return [
+        SimpleNamespace(label=label, depth=depth, seed=seed, history=SimpleNamespace(
+            final={"step": steps, "train_error": e, "test_error": e}
+        ))
+        for seed, e in enumerate(train_errors)
+    ]  # fmt: skip
+
+
+def _control(deep_errors, shallow_errors, factor=2, by="shallow"):
+    deep = _fake_runs("plain-56", 56, 710, deep_errors)
+    shallow = _fake_runs("plain-20", 20, 710 // factor, shallow_errors)
+    return dg.SlowStartControl(factor, by, deep, shallow)
+
+
+def test_degradation_needs_the_deep_net_behind_at_equal_steps_and_with_more_steps():
+    from resnet_lib.measure.verdicts import compare_seeds
+
+    behind = compare_seeds([0.8, 0.85], [0.6, 0.62])  # plain-56 first: worse in each seed
+    degraded = _control((0.8, 0.85), (0.66, 0.67))  # still worse with twice plain-20's steps
+    assert degraded.verdict.direction == "behind" and degraded.steps == (710, 355)
+    assert dg.degradation_outcome(behind, degraded.verdict) == dg.DEGRADATION
+    # The control removed: the same gap cannot be called degradation.
+    assert dg.degradation_outcome(behind, None) == dg.UNTESTED
+    # The control reversed: the deep net with more steps ends ahead, a slow start.
+    caught_up = _control((0.5, 0.55), (0.66, 0.67))
+    assert dg.degradation_outcome(behind, caught_up.verdict) == dg.SLOW_START
+    # The seeds disagree: not settled.
+    split = _control((0.7, 0.6), (0.66, 0.67))
+    assert dg.degradation_outcome(behind, split.verdict) == dg.UNSETTLED
+    # No gap at equal steps: nothing for a control to explain, whatever it says.
+    for equal in (compare_seeds([0.5, 0.5], [0.6, 0.6]), compare_seeds([0.7, 0.5], [0.6, 0.6])):
+        assert dg.degradation_outcome(equal, degraded.verdict) == dg.NO_GAP
+        assert dg.degradation_outcome(equal, None) == dg.NO_GAP
+
+
+def test_the_slow_start_sentences_follow_the_outcome_and_name_the_factor():
+    degraded, caught_up, split = (
+        _control((0.8, 0.85), (0.66, 0.67)),
+        _control((0.5, 0.55), (0.66, 0.67)),
+        _control((0.7, 0.6), (0.66, 0.67)),
+    )
+    verdict, takeaway = dg.slow_start_sentences(dg.DEGRADATION, degraded)
+    assert "With 2 times plain-20's steps, plain-56 still ends behind it in each of the 2 seeds" in verdict
+    assert "82.5% against 66.5%" in verdict and "degradation, not a start 2 times slower" in verdict
+    assert "even with 2 times the steps" in takeaway
+    verdict, takeaway = dg.slow_start_sentences(dg.SLOW_START, caught_up)
+    assert "ends ahead of it in each of the 2 seeds" in verdict and "slow start, not degradation" in verdict
+    assert "not the degradation" in takeaway
+    verdict, takeaway = dg.slow_start_sentences(dg.UNSETTLED, split)
+    assert "not behind it in every seed (the 2 seeds disagree" in verdict and "cannot tell" in takeaway
+    assert "cannot tell degradation from a slow start" in dg.slow_start_sentences(dg.UNTESTED, None)[0]
+    assert "no degradation shown" in dg.slow_start_sentences(dg.NO_GAP, degraded)[1]
+    with pytest.raises(ValueError, match="unknown outcome 'maybe'"):
+        dg.slow_start_sentences("maybe", degraded)
+    with pytest.raises(ValueError, match="needs the control's runs"):
+        dg.slow_start_sentences(dg.DEGRADATION, None)
+
+
+def test_the_control_design_says_which_net_was_stretched_or_compressed():
+    assert dg.control_design(None) == "This profile trains no such control."
+    shallow = dg.control_design(_control((0.8, 0.85), (0.66, 0.67)))
+    assert "compresses plain-20" in shallow and "1/2 of its steps (355 against plain-56's 710)" in shallow
+    assert "more than 355, before it starts" in shallow
+    deep = dg.control_design(dg.SlowStartControl(3, "deep", _fake_runs("plain-56", 56, 2130, (0.7, 0.7)),
+                                                 _fake_runs("plain-20", 20, 710, (0.5, 0.5))))  # fmt: skip
+    assert "trains plain-56 again, every seed, for 3 times the steps (2,130 against plain-20's 710)" in deep
+
+
+def test_equal_steps_sentence_says_either_direction_or_neither():
+    from resnet_lib.measure.verdicts import compare_seeds
+
+    assert "ended behind plain-20 in training error in each of the 2 seeds" in dg.equal_steps_sentence(
+        compare_seeds([0.8, 0.85], [0.6, 0.62])
+    )
+    assert "ended ahead" in dg.equal_steps_sentence(compare_seeds([0.5, 0.5], [0.6, 0.6]))
+    assert "did not end behind plain-20 in every seed (one seed)" in dg.equal_steps_sentence(
+        compare_seeds([0.8], [0.6])
+    )
+
+
+def test_the_slow_start_control_trains_through_the_results_cache_at_the_step_ratio():
+    from resnet_lib.runs import is_stored
+
+    base = replace(TINY, recipe=Recipe(epochs=2, batch_size=32, warmup_steps=2), data=replace(TINY.data, n_train=96))
+    assert dg.train_slow_start_control(base, depths=(8, 14), progress=False) is None  # factor 0: no control
+    shallow = replace(base, slow_start_factor=2)
+    control = dg.train_slow_start_control(shallow, depths=(8, 14), progress=False)
+    assert control.by == "shallow" and control.factor == 2
+    assert control.steps == (6, 3)  # 96 images in batches of 32: 3 steps an epoch; plain-8 compressed to one epoch
+    assert [r.seed for r in control.deep] == [0, 1] == [r.seed for r in control.shallow]
+    assert all(is_stored("plain", 8, shallow.shorter(2), seed=s) for s in (0, 1))
+    assert control.verdict.direction in ("ahead", "behind", "unresolved")
+    deep = dg.train_slow_start_control(replace(base, slow_start_factor=2, slow_start_by="deep"), (8, 14), False)
+    assert deep.steps == (12, 6) and deep.by == "deep"
+    with pytest.raises(ValueError, match="shallow < deep"):
+        dg.train_slow_start_control(shallow, depths=(14, 8), progress=False)

@@ -153,3 +153,43 @@ def test_chapter_5_sizes_live_in_the_profile_and_refuse_bad_values():
     with pytest.raises(ValueError, match=r"ResponsesExperiment\.line_pairs") as info:
         ResponsesExperiment(line_pairs=0)
     assert "\n" not in str(info.value)
+
+
+def test_a_shorter_experiment_divides_the_schedule_and_refuses_what_does_not_divide():
+    base = PROFILES["ci"].cifar
+    short = base.shorter(2)
+    assert (short.recipe.epochs, short.recipe.warmup_steps) == (base.recipe.epochs // 2, base.recipe.warmup_steps // 2)
+    assert short.recipe.lr_milestones == base.recipe.lr_milestones and short.slow_start_factor == 0
+    assert (short.data, short.width, short.seeds) == (base.data, base.width, base.seeds)
+    assert PROFILES["full"].cifar.shorter(2).recipe.max_steps == 32_000
+    with pytest.raises(ValueError, match=r"cannot divide the recipe by 3: \{'epochs': 10, 'warmup_steps': 320\}"):
+        base.shorter(3)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="factor must be a whole number >= 1"):
+            base.shorter(bad)
+
+
+def test_the_slow_start_control_is_checked_when_the_experiment_is_made():
+    from resnet_lib.profiles import CifarExperiment, DataSpec
+
+    ok = CifarExperiment(DataSpec(), Recipe(epochs=10, warmup_steps=4), slow_start_factor=2)
+    assert ok.slow_start_by == "shallow"
+    with pytest.raises(ValueError, match=r"cannot divide the recipe by 4: \{'epochs': 10\}"):
+        CifarExperiment(DataSpec(), Recipe(epochs=10, warmup_steps=4), slow_start_factor=4)
+    CifarExperiment(DataSpec(), Recipe(epochs=10), slow_start_factor=4, slow_start_by="deep")  # stretching always fits
+    with pytest.raises(ValueError, match="must be 0 \\(no control\\) or at least 2, got 1"):
+        CifarExperiment(DataSpec(), Recipe(), slow_start_factor=1)
+    with pytest.raises(ValueError, match="slow_start_by must be 'deep' or 'shallow', got 'both'"):
+        CifarExperiment(DataSpec(), Recipe(), slow_start_factor=2, slow_start_by="both")
+    with pytest.raises(ValueError, match="slow_start_factor must be a whole number >= 0"):
+        CifarExperiment(DataSpec(), Recipe(), slow_start_factor=-2)
+
+
+def test_every_profile_runs_chapter_3s_slow_start_control():
+    """Chapter 3 calls a gap degradation only when the deep net with more steps still ends behind."""
+    ci, default, full = (PROFILES[n].cifar for n in ("ci", "default", "full"))
+    for experiment in (ci, default, full):
+        assert experiment.slow_start_factor >= 2 and len(experiment.seeds) >= 2  # paired by seed: two at least
+    assert (ci.slow_start_by, ci.shorter(ci.slow_start_factor).recipe.total_steps(71)) == ("shallow", 355)
+    assert (default.slow_start_by, default.slow_start_factor) == ("deep", 3)  # He et al.'s 3x (their footnote 3)
+    assert (full.slow_start_by, full.shorter(2).recipe.total_steps(352)) == ("shallow", 32_000)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from resnet_lib import paper
 from resnet_lib.data import ImageDataset
+from resnet_lib.measure.verdicts import AHEAD, BEHIND, Verdict, compare_seeds
 from resnet_lib.models import FAMILIES, blocks_per_stage, cifar_net, count_parameters
 from resnet_lib.models.state import preserved_state
 from resnet_lib.profiles import CifarExperiment
@@ -78,6 +79,148 @@ def final_errors(runs: list[CifarRun]) -> FinalErrors:
         runs[0].label,
         tuple(r.history.final["train_error"] for r in runs),
         tuple(r.history.final["test_error"] for r in runs),
+    )
+
+
+@dataclass(frozen=True)
+class SlowStartControl:
+    """Chapter 3's control: the deep plain net trained with ``factor`` times the shallow one's steps, every seed.
+
+    ``by`` says how: ``"deep"`` (the deep net's recipe stretched) or ``"shallow"`` (the shallow net's compressed).
+    """
+
+    factor: int
+    by: str
+    deep: list[CifarRun]
+    shallow: list[CifarRun]
+
+    @property
+    def verdict(self) -> Verdict:
+        """The deep net (``factor`` times the steps) against the shallow one in final training error, by seed."""
+        return compare_seeds(final_errors(self.deep).train, final_errors(self.shallow).train)
+
+    @property
+    def steps(self) -> tuple[int, int]:
+        """Steps the deep and the shallow net trained for."""
+        return self.deep[0].history.final["step"], self.shallow[0].history.final["step"]
+
+
+def train_slow_start_control(
+    experiment: CifarExperiment, depths: tuple[int, int] = paper.FIGURE1_DEPTHS, progress: bool = True
+) -> SlowStartControl | None:
+    """The plain nets of ``experiment``'s slow-start control, through the results cache; ``None`` where it has none.
+
+    Only the stretched or compressed nets are new: the other side is the experiment's own runs.
+    """
+    factor, by = experiment.slow_start_factor, experiment.slow_start_by
+    if not factor:
+        return None
+    shallow, deep = depths
+    if shallow >= deep:
+        raise ValueError(f"depths must be (shallow, deep) with shallow < deep, got {depths!r}")
+    deep_experiment = experiment.longer(factor) if by == "deep" else experiment
+    shallow_experiment = experiment.shorter(factor) if by == "shallow" else experiment
+    deep_runs = train_nets("plain", deep_experiment, depths=(deep,), progress=progress)[deep]
+    shallow_runs = train_nets("plain", shallow_experiment, depths=(shallow,), progress=progress)[shallow]
+    return SlowStartControl(factor, by, deep_runs, shallow_runs)
+
+
+#: What chapter 3 can say about the deep plain net's higher training error, from the run and the control.
+NO_GAP, DEGRADATION, SLOW_START, UNTESTED, UNSETTLED = "no gap", "degradation", "slow start", "untested", "unsettled"
+OUTCOMES = (NO_GAP, DEGRADATION, SLOW_START, UNTESTED, UNSETTLED)
+
+
+def degradation_outcome(equal_steps: Verdict, control: Verdict | None) -> str:
+    """One of :data:`OUTCOMES`, from the deep net against the shallow one at equal steps and in the control.
+
+    ``equal_steps`` and ``control`` compare the deep net's final training error with the shallow net's
+    (:func:`resnet_lib.measure.verdicts.compare_seeds`, deep first); ``control`` is ``None`` where the
+    slow-start control did not run. Degradation needs both: behind at equal steps, and still behind with
+    more steps than the shallow net. Ahead in the control is a slow start: given the steps, it caught up.
+    """
+    if equal_steps.direction != BEHIND:
+        return NO_GAP
+    if control is None:
+        return UNTESTED
+    return {BEHIND: DEGRADATION, AHEAD: SLOW_START}.get(control.direction, UNSETTLED)
+
+
+def equal_steps_sentence(verdict: Verdict, deep: str = "plain-56", shallow: str = "plain-20") -> str:
+    """What the deep net against the shallow one at equal steps (``verdict``, deep first) shows, in one sentence."""
+    return verdict.words(
+        f"{deep.capitalize()} ended ahead of {shallow} in training error {verdict.basis}, so this run does not "
+        "show the degradation.",
+        f"{deep.capitalize()} ended behind {shallow} in training error {verdict.basis}; whether that is degradation "
+        "or a slow start is the next section's question.",
+        f"{deep.capitalize()} did not end behind {shallow} in every seed ({verdict.basis}), so this run does not "
+        "show the degradation.",
+    )
+
+
+def control_design(control: SlowStartControl | None, deep: str = "plain-56", shallow: str = "plain-20") -> str:
+    """What the slow-start control trained, as words for the chapter (``None``: that it trained nothing)."""
+    if control is None:
+        return "This profile trains no such control."
+    k, (deep_steps, shallow_steps) = control.factor, control.steps
+    if control.by == "deep":
+        return (
+            f"This profile trains {deep} again, every seed, for {k} times the steps ({deep_steps:,} against "
+            f"{shallow}'s {shallow_steps:,}): its recipe stretched, with the same warm-up and the learning rate "
+            "divided at the same fractions of training."
+        )
+    return (
+        f"Stretching {deep} costs several times its training, so this profile compresses {shallow} instead: "
+        f"{shallow} trains again, every seed, for 1/{k} of its steps ({shallow_steps:,} against {deep}'s "
+        f"{deep_steps:,}), epochs, warm-up and learning-rate drops all divided by {k}. {deep.capitalize()} then "
+        f"has {k} times its steps, as it would if stretched; what this cannot test is a deep net that needs a "
+        f"fixed number of steps, more than {deep_steps - shallow_steps:,}, before it starts to learn."
+    )
+
+
+def slow_start_sentences(
+    outcome: str, control: SlowStartControl | None, deep: str = "plain-56", shallow: str = "plain-20"
+) -> tuple[str, str]:
+    """The chapter's verdict on degradation against a slow start, and its one-line takeaway, for ``outcome``."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}; choose one of: {', '.join(OUTCOMES)}")
+    if outcome == NO_GAP:
+        return (
+            f"At equal steps {deep} was not behind {shallow} in every seed, so there is no gap for a slow start "
+            "to explain.",
+            f"At this page's budget {deep} did not end behind {shallow} in every seed: no degradation shown.",
+        )
+    if outcome == UNTESTED:
+        return (
+            "This profile does not run the slow-start control, so it cannot tell degradation from a slow start: "
+            f"{deep} may only need more steps than {shallow} to fit its training set as well.",
+            f"At this page's budget {deep} ended behind {shallow}, but without the slow-start control this page "
+            "cannot tell degradation from a slow start.",
+        )
+    if control is None:
+        raise ValueError(f"the outcome {outcome!r} needs the control's runs")
+    k, basis = control.factor, control.verdict.basis
+    d, s = 100 * final_errors(control.deep).train_mean, 100 * final_errors(control.shallow).train_mean
+    numbers = f"{d:.1f}% against {s:.1f}% training error, mean over seeds"
+    with_steps = f"With {k} times {shallow}'s steps, {deep}"
+    if outcome == DEGRADATION:
+        return (
+            f"{with_steps} still ends behind it {basis} ({numbers}): more steps did not close the gap, so at "
+            f"this budget it is degradation, not a start {k} times slower.",
+            f"At this page's budget {deep} fits its training set worse than {shallow} even with {k} times the "
+            "steps: the degradation, at a small scale.",
+        )
+    if outcome == SLOW_START:
+        return (
+            f"{with_steps} ends ahead of it {basis} ({numbers}): given the steps it caught up, so at this "
+            "budget the gap above is a slow start, not degradation.",
+            f"At this page's budget {deep}'s higher training error went away with {k} times the steps: a slow "
+            "start, not the degradation of He et al.",
+        )
+    return (
+        f"{with_steps} is not behind it in every seed ({basis}; {numbers}): this run cannot tell degradation "
+        "from a slow start.",
+        f"At this page's budget {deep} ended behind {shallow}, but with {k} times the steps not in every seed: "
+        "this page cannot tell degradation from a slow start.",
     )
 
 
@@ -256,17 +399,29 @@ def format_architectures(rows: list[dict]) -> str:
 
 
 __all__ = [
+    "DEGRADATION",
+    "NO_GAP",
+    "OUTCOMES",
+    "SLOW_START",
     "TABLE6_DEPTHS",
+    "UNSETTLED",
+    "UNTESTED",
     "FinalErrors",
+    "SlowStartControl",
     "architecture_rows",
     "budget_summary",
+    "control_design",
     "data_sentence",
+    "degradation_outcome",
+    "equal_steps_sentence",
     "error_rate",
     "final_errors",
     "format_architectures",
     "format_table6",
     "logits",
     "rounded_like",
+    "slow_start_sentences",
     "table6_rows",
     "train_nets",
+    "train_slow_start_control",
 ]

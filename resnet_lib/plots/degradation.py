@@ -1,5 +1,6 @@
-"""Chapter 3's figures: plain-56 given more steps, the built plain-56 beside the trained nets, and the
-function classes (a concept figure that no run measures, drawn from the argument itself)."""
+"""Chapter 3's figures: the slow-start control (plain-56 given more steps than plain-20), the built plain-56
+beside the trained nets, and the function classes (a concept figure that no run measures, drawn from the
+argument itself)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,39 @@ def plot_function_classes(depths: Sequence[int] = (20, 56)) -> tuple[Figure, lis
     return fig, list(axes)
 
 
+def plot_slow_start(
+    curves: Sequence[tuple[int, str, bool, Sequence[Sequence[dict]]]], title: str, dataset_label: str
+) -> Axes:
+    """Training error against step of plain nets at their own step budgets, every seed.
+
+    Each entry of ``curves`` is ``(depth, budget, control, epochs)``: the net's depth (its colour), its budget in
+    words for the legend (``"1x steps"``), whether it is the slow-start control's run (dashed) and one
+    ``History.epochs`` per seed (dicts with ``step`` and ``train_error``). Only the first seed is labelled.
+    """
+    if not curves:
+        raise ValueError("plot_slow_start needs at least one curve")
+    depths = sorted({depth for depth, *_ in curves})
+    _, ax = new_figure(figsize=(7, 4.2))
+    for depth, budget, control, runs in curves:
+        if not runs:
+            raise ValueError(f"plain-{depth} at {budget}: no runs to draw")
+        colour = depth_shade("plain", depth, depths)
+        for i, epochs in enumerate(runs):
+            ax.plot(
+                [e["step"] for e in epochs],
+                [100 * e["train_error"] for e in epochs],
+                color=colour,
+                ls="--" if control else "-",
+                alpha=1.0 if i == 0 else 0.55,
+                label=f"plain-{depth}, {budget}" if i == 0 else None,
+            )
+    ax.set_xlabel("training step")
+    ax.set_ylabel("training error (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(loc="upper right")
+    return titled(ax, title, dataset_label)
+
+
 def plot_longer_plain(
     plain20: Sequence[dict],
     plain56: Sequence[dict],
@@ -71,20 +105,10 @@ def plot_longer_plain(
     title: str,
     dataset_label: str,
 ) -> Axes:
-    """Training error against step: plain-20 and plain-56 at the profile's steps, and plain-56 with ``factor``
-    times as many. Each argument is one run's ``History.epochs`` (dicts with ``step`` and ``train_error``)."""
-    _, ax = new_figure(figsize=(7, 4.2))
-    for epochs, colour, name in (
-        (plain20, depth_shade("plain", 20, (20, 56)), "plain-20, 1x steps"),
-        (plain56, depth_shade("plain", 56, (20, 56)), "plain-56, 1x steps"),
-        (longer56, family_color("plain"), f"plain-56, {factor}x steps"),
-    ):
-        ax.plot([e["step"] for e in epochs], [100 * e["train_error"] for e in epochs], color=colour, label=name)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("training error (%)")
-    ax.set_ylim(0, 100)
-    ax.legend(loc="upper right")
-    return titled(ax, title, dataset_label)
+    """:func:`plot_slow_start` for one seed: plain-20 and plain-56 at the profile's steps, and plain-56 with
+    ``factor`` times as many. Each argument is one run's ``History.epochs``."""
+    curves = [(20, "1x steps", False, [plain20]), (56, "1x steps", False, [plain56])]
+    return plot_slow_start([*curves, (56, f"{factor}x steps", True, [longer56])], title, dataset_label)
 
 
 def plot_built_vs_trained(errors: dict[tuple[str, str], float], names: Sequence[str], dataset_label: str) -> Axes:
@@ -111,4 +135,4 @@ def _depth(name: str) -> str:
     return name.rsplit("-", 1)[-1]
 
 
-__all__ = ["plot_built_vs_trained", "plot_function_classes", "plot_longer_plain"]
+__all__ = ["plot_built_vs_trained", "plot_function_classes", "plot_longer_plain", "plot_slow_start"]
