@@ -21,9 +21,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from tqdm.auto import tqdm
 
-from resnet_lib.chapters.shattered_gradients import shattering_sweep
 from resnet_lib.data import ImageDataset, auto_dataset
-from resnet_lib.measure.gradients import gradient_samples
+from resnet_lib.measure.gradients import gradient_samples, shattering_sweep
 from resnet_lib.measure.responses import responses_and_logits
 from resnet_lib.measure.significance import PairedComparison, error_interval, mistakes, paired_comparison
 from resnet_lib.measure.statistics import lag1_autocorrelation, pair_correlation_noise_floor, power_law_exponent

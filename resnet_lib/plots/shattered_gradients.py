@@ -9,8 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from resnet_lib.chapters.shattered_gradients import DepthSweep
-from resnet_lib.measure.gradients import INPUT_RANGE, gradient_samples, input_grid
+from resnet_lib.measure.gradients import INPUT_RANGE, DepthSweep, gradient_samples, input_grid
 from resnet_lib.measure.statistics import (
     autocorrelation,
     brown_noise,
