@@ -435,7 +435,8 @@ PROFILES: dict[str, Profile] = {
         # Chapter 3's slow-start control: plain-20 again for half its steps (355), so plain-56 has twice its steps,
         # the divisor of the 10 epochs nearest He et al.'s 3x; 2 x 20 s of CPU on one thread, where stretching
         # plain-56 twice would cost 2 x 150 s. Seeds 0-1 on real photos: plain-20 at 355 steps 66.8%, 65.9%
-        # training error (plain-56 at 710: 82.4%, 86.0%); on the stand-in 26.1%, 33.2%.
+        # training error (plain-56 at 710: 79.4%, 79.8% on one thread, 82.4%, 86.0% on two); on the stand-in
+        # 26.1%, 33.2%.
         cifar=CifarExperiment(data=_SMALL_DATA, recipe=_SMALL_RECIPE, seeds=(0, 1), slow_start_factor=2),
         shattering=ShatteringExperiment(seeds=tuple(range(16))),
         paths=PathsExperiment(n_test=300, deletion_draws=4, path_samples=24, path_images=256),
