@@ -382,7 +382,7 @@ def test_chapter_1_compares_the_probe_with_the_networks_classifier_either_way():
     above = _words((250, 240, 230, 180), net=220)["ch1_classifier_paragraph"]
     assert "the probe beats it by 10.0 points" in above
     even = _words((250, 240, 230, 200), net=201)["ch1_classifier_paragraph"]
-    assert "is not told apart from it (+0.2 points)" in even
+    assert "is not told apart from it (+0.2 points, McNemar p = 1)" in even
     # the 1x1 probe (250 wrong) against the 2x2 one (220): the grid's spatial information adds, with its sign
     grid = _words((250, 240, 230, 220), net=180, grid={1: (250, 250), 2: (250, 220)})["ch1_fit_vs_grid"]
     assert (

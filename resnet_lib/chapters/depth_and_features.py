@@ -310,9 +310,9 @@ def _untrained_words(b: BudgetProbes, total: Verdict) -> dict[str, str]:
         + f". With depth its probe {_change(u_last, u_stem)}, to {_acc(u_last):.1f}% at the last block"
         f" ({len(stems)} random starts: {min(stems):.1f}-{max(stems):.1f}% at the stem, "
         f"{min(lasts):.1f}-{max(lasts):.1f}% at the last block).",
-        f"Training moved the stem's probe from {_acc(u_stem):.1f}% to {_acc(t.first):.1f}% (it "
-        f"{_change(t.first, u_stem)}) and the last block's from {_acc(u_last):.1f}% to {_acc(t.last):.1f}% (it "
-        f"{_change(t.last, u_last)}).",
+        f"From the starting weights to the end of training the stem's probe {_change(t.first, u_stem)}, from "
+        f"{_acc(u_stem):.1f}% to {_acc(t.first):.1f}%, and the last block's {_change(t.last, u_last)}, from "
+        f"{_acc(u_last):.1f}% to {_acc(t.last):.1f}%.",
     ]  # fmt: skip
     if total.direction == "ahead":
         conclusion = u_rise.words(
@@ -358,8 +358,8 @@ def _grid_words(t: LayerProbes) -> tuple[str, str]:
         directions.add(probe_verdict(end, stem).direction)
         parts.append(
             f"with a {pool}×{pool} grid the stem reads {_acc(stem):.1f}% and the last block {_acc(end):.1f}%, "
-            + _versus(end, stem, "the last block ahead by {gap} points", "the stem ahead by {gap} points",
-                      "not told apart ({signed} points)") + f" ({_p(end, stem)})"
+            + _versus(end, stem, "the last block ahead by {gap} points ({p})", "the stem ahead by {gap} points ({p})",
+                      "not told apart ({signed} points, {p})")
         )  # fmt: skip
     text = ["On the same test photos, " + "; ".join(parts) + "."]
     small, large = pools[0], pools[-1]
@@ -396,8 +396,8 @@ def _classifier_words(b: BudgetProbes) -> tuple[str, str]:
     text = [
         f"The probe on the last block ({t.pool}×{t.pool} grid) reads {_acc(t.last):.1f}%, the network's own "
         f"classifier {_acc(own):.1f}% on the same test photos: the probe "
-        + _versus(t.last, own, "beats it by {gap} points", "stays {gap} points below it",
-                  "is not told apart from it ({signed} points)") + f" ({_p(t.last, own)})."
+        + _versus(t.last, own, "beats it by {gap} points ({p}).", "stays {gap} points below it ({p}).",
+                  "is not told apart from it ({signed} points, {p}).")
     ]  # fmt: skip
     one = t.by_pool.get(1, {}).get(t.layers[-1])
     if one is None or t.pool == 1:
@@ -405,10 +405,10 @@ def _classifier_words(b: BudgetProbes) -> tuple[str, str]:
     second = (
         f"On the same {one.n_features} numbers the classifier reads (a 1×1 grid) the probe reads {_acc(one):.1f}%: "
         "fitting alone "
-        + _versus(one, own, "beats the network's classifier by {gap} points",
-                  "stays {gap} points below the network's classifier",
-                  "is not told apart from the network's classifier ({signed} points)")
-        + f" ({_p(one, own)}), and the {t.pool}×{t.pool} grid's extra spatial information "
+        + _versus(one, own, "beats the network's classifier by {gap} points ({p})",
+                  "stays {gap} points below the network's classifier ({p})",
+                  "is not told apart from the network's classifier ({signed} points, {p})")
+        + ", and the {t.pool}×{t.pool} grid's extra spatial information "
         + _versus(t.last, one, "adds {gap} points to the 1×1 probe", "costs {gap} points against the 1×1 probe",
                   "changes the 1×1 probe by {signed} points, which the photos do not resolve")
         + f" ({_p(t.last, one)})."
