@@ -408,7 +408,7 @@ def _classifier_words(b: BudgetProbes) -> tuple[str, str]:
         + _versus(one, own, "beats the network's classifier by {gap} points ({p})",
                   "stays {gap} points below the network's classifier ({p})",
                   "is not told apart from the network's classifier ({signed} points, {p})")
-        + ", and the {t.pool}×{t.pool} grid's extra spatial information "
+        + f", and the {t.pool}×{t.pool} grid's extra spatial information "
         + _versus(t.last, one, "adds {gap} points to the 1×1 probe", "costs {gap} points against the 1×1 probe",
                   "changes the 1×1 probe by {signed} points, which the photos do not resolve")
         + f" ({_p(t.last, one)})."
