@@ -169,7 +169,8 @@ def control_design(control: SlowStartControl | None, deep: str = "plain-56", sha
             "divided at the same fractions of training."
         )
     return (
-        f"Stretching {deep} costs several times its training, so this profile compresses {shallow} instead: "
+        f"Stretching {deep} would mean training it again for several times its steps, so this profile compresses "
+        f"{shallow} instead: "
         f"{shallow} trains again, every seed, for 1/{k} of its steps ({shallow_steps:,} against {deep}'s "
         f"{deep_steps:,}), epochs, warm-up and learning-rate drops all divided by {k}. {deep.capitalize()} then "
         f"has {k} times its steps, as it would if stretched; what this cannot test is a deep net that needs a "
