@@ -79,7 +79,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
     if recipe.precision == "auto":  # decided here, for this machine, so that results files say what ran
         recipe = replace(recipe, precision=resolve_precision("auto", resolve_device(args.device)))
     width = args.width if args.width is not None else exp.width
-    experiment = replace(exp, data=data, recipe=recipe, width=width)
+    # The sweep trains no slow-start control (that is chapter 3's), so the recipe need not divide by its factor.
+    experiment = replace(exp, data=data, recipe=recipe, width=width, slow_start_factor=0)
     if data.n_train is not None and data.n_train < recipe.batch_size:
         raise ValueError(f"--n-train {data.n_train} is smaller than one batch (--batch-size {recipe.batch_size})")
     depths = tuple(dict.fromkeys(args.depths or exp.depths))
