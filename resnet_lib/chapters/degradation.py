@@ -105,6 +105,10 @@ class SlowStartControl:
         return self.deep[0].history.final["step"], self.shallow[0].history.final["step"]
 
 
+#: Chapter 3's exercise 5 compresses plain-20 to 1/EXERCISE_HEAD_START of its steps (``experiment.shorter``).
+EXERCISE_HEAD_START = 5
+
+
 def train_slow_start_control(
     experiment: CifarExperiment, depths: tuple[int, int] = paper.FIGURE1_DEPTHS, progress: bool = True
 ) -> SlowStartControl | None:
@@ -401,6 +405,7 @@ def format_architectures(rows: list[dict]) -> str:
 
 __all__ = [
     "DEGRADATION",
+    "EXERCISE_HEAD_START",
     "NO_GAP",
     "OUTCOMES",
     "SLOW_START",
