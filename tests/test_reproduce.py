@@ -524,7 +524,7 @@ _DIFFERENT_DATA = """
 import sys
 import torch
 from resnet_lib.data import load_dataset
-from resnet_lib.distributed import init_distributed
+from resnet_lib.distributed import init_distributed, shutdown
 from resnet_lib.models import cifar_resnet
 from resnet_lib.profiles import DataSpec
 from resnet_lib.recipe import Recipe
@@ -538,6 +538,7 @@ try:
     fit(cifar_resnet(8, width=4), data, Recipe(epochs=1, batch_size=32), progress=False, parallel=world.parallelism())
 except ValueError as exc:
     print(exc)
+    shutdown(world)  # leave the process group: exiting inside it can abort in gloo's threads (SIGABRT, not 3)
     sys.exit(3)
 print("trained")
 """
